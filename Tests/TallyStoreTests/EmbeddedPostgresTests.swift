@@ -1,0 +1,41 @@
+import Foundation
+import PostgresNIO
+import Testing
+@testable import TallyStore
+import TallyTestSupport
+
+@Suite struct EmbeddedPostgresTests {
+    /// The embedded server starts (as root, as the unprivileged postgres user), serves, stops,
+    /// and a second start finds the data of the first.
+    @Test func startsStopsAndKeepsItsDataAcrossRestarts() async throws {
+        let state = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tally-embedded-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let embedded = EmbeddedPostgres(stateDirectory: state, logger: testLogger)
+
+        let first = try await embedded.start()
+        #expect(first.ownedByThisProcess)
+        #expect(first.location.host == "127.0.0.1")
+        try await withClient(first.location) { client in
+            try await client.query("CREATE TABLE kept (org_id uuid, note text)", logger: testLogger)
+            try await client.query("INSERT INTO kept VALUES (gen_random_uuid(), 'still here')", logger: testLogger)
+        }
+        try embedded.stop(first)
+
+        let second = try await embedded.start()
+        let note = try await withClient(second.location) { client in
+            try await client.query("SELECT note FROM kept", logger: testLogger).collect()[0].decode(String.self)
+        }
+        #expect(note == "still here")
+        try embedded.stop(second)
+        #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("postgres/data/postmaster.pid").path))
+    }
+
+    func withClient<T: Sendable>(_ location: DatabaseLocation, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: testLogger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+}
