@@ -1,0 +1,87 @@
+import Foundation
+import Hummingbird
+import TallyCore
+import TallyStore
+
+/// The operator's key from `TALLY_PLATFORM_KEY`, held only as its hash.
+public struct PlatformKey: Sendable {
+    let hash: [UInt8]
+
+    public init?(_ secret: String?) {
+        guard let secret, !secret.isEmpty else { return nil }
+        self.hash = KeyMaterial.hash(secret)
+    }
+
+    func matches(_ presented: String) -> Bool {
+        KeyMaterial.constantTimeEquals(hash, KeyMaterial.hash(presented))
+    }
+}
+
+/// Identifies the caller from `Authorization: Bearer <key>`: 401 when missing, unknown or revoked.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = TallyRequestContext
+    let platformKey: PlatformKey?
+    let keys: APIKeyStore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            throw TallyError(.unauthenticated, code: "unauthenticated", detail: "Send an API key as 'Authorization: Bearer <key>'.")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw TallyError(.unauthenticated, code: "unauthenticated", detail: "Send an API key as 'Authorization: Bearer <key>'.")
+        }
+        let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        var context = context
+        if let platformKey, platformKey.matches(secret) {
+            context.caller = AuthenticatedKey(keyID: nil, orgID: nil, role: .platform)
+        } else if let key = try await keys.authenticate(secret: secret) {
+            context.caller = key
+            context.logger[metadataKey: "auth.key_id"] = "\(key.keyID?.idString ?? "-")"
+        } else {
+            throw TallyError(.unauthenticated, code: "invalid_api_key", detail: "The API key is not valid or has been revoked.")
+        }
+        return try await next(request, context)
+    }
+}
+
+extension TallyRequestContext {
+    /// The authenticated caller; `AuthMiddleware` guarantees it on every `/v1` route.
+    var requiredCaller: AuthenticatedKey {
+        get throws {
+            guard let caller else {
+                throw TallyError(.unauthenticated, code: "unauthenticated", detail: "A valid API key is required.")
+            }
+            return caller
+        }
+    }
+
+    /// Only the platform key may do this (catalog, organisations, test clocks).
+    func requirePlatform() throws {
+        guard try requiredCaller.role == .platform else {
+            throw TallyError.forbidden("Only the platform key may do this.")
+        }
+    }
+}
+
+/// The organisation a request acts on, after access checks.
+struct OrgScope: Sendable {
+    let org: Organisation
+    let caller: AuthenticatedKey
+}
+
+extension AppServices {
+    /// Resolves `{org}` for the caller: a key of another organisation gets 404 (never revealing
+    /// that the organisation exists), before a role below `role` gets 403.
+    func orgScope(_ context: TallyRequestContext, role: KeyRole = .member) async throws -> OrgScope {
+        let caller = try context.requiredCaller
+        let notFound = TallyError.notFound("The organisation")
+        guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
+        if caller.role != .platform && caller.orgID != id { throw notFound }
+        guard let org = try await stores.orgs.find(id) else { throw notFound }
+        guard caller.role.permits(role) else {
+            throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
+        }
+        return OrgScope(org: org, caller: caller)
+    }
+}

@@ -1,0 +1,92 @@
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import TallyCore
+
+/// Turns every error into an RFC 9457 problem document with a stable `code`. Unexpected errors
+/// are logged here (with the request id) and answered with a generic 500: no internals leak.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = TallyRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as TallyError {
+            return Self.response(for: error)
+        } catch let error as HTTPError {
+            return Self.response(for: Self.translate(error))
+        } catch is NIOTooManyBytesError {
+            return Self.response(for: TallyError(.payloadTooLarge, code: "payload_too_large", detail: "The body is too large."))
+        } catch {
+            if Self.isOverload(error) {
+                context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+                return Self.response(for: TallyError(.unavailable, code: "unavailable", detail: "The service is briefly unavailable; retry with the same Idempotency-Key."))
+            }
+            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return Self.response(status: .internalServerError, code: "internal_error", detail: "Something went wrong on our side. The request id is \(context.id).")
+        }
+    }
+
+    static func translate(_ error: HTTPError) -> TallyError {
+        switch error.status {
+        case .notFound: TallyError(.notFound, code: "not_found", detail: "There is no such resource.")
+        case .contentTooLarge: TallyError(.payloadTooLarge, code: "payload_too_large", detail: "The body is too large.")
+        case .unauthorized: TallyError(.unauthenticated, code: "unauthenticated", detail: error.body ?? "A valid API key is required.")
+        case .methodNotAllowed: TallyError(.notFound, code: "not_found", detail: "There is no such resource.")
+        default: TallyError(.malformedRequest, code: "bad_request", detail: error.body ?? "The request is not valid.")
+        }
+    }
+
+    /// Lock or statement timeouts and a saturated pool: the client may retry.
+    static func isOverload(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.sqlState else { return false }
+        return state == "55P03" || state == "57014"
+    }
+
+    static func status(for kind: TallyError.Kind) -> HTTPResponse.Status {
+        switch kind {
+        case .malformedRequest: .badRequest
+        case .unauthenticated: .unauthorized
+        case .paymentRequired: .init(code: 402, reasonPhrase: "Payment Required")
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .payloadTooLarge: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
+        case .unprocessable: .unprocessableContent
+        case .unavailable: .serviceUnavailable
+        }
+    }
+
+    static func response(for error: TallyError) -> Response {
+        response(status: status(for: error.kind), code: error.code, detail: error.detail, field: error.field, extras: error.extras)
+    }
+
+    /// The problem document bytes, also stored as the replay of an idempotent request.
+    static func body(status: HTTPResponse.Status, code: String, detail: String, field: String? = nil, extras: [String: String] = [:]) -> [UInt8] {
+        var members: [(key: String, value: JSONValue)] = [
+            ("type", .string("urn:tally:problem:\(code)")),
+            ("title", .string(status.reasonPhrase)),
+            ("status", .number(String(status.code))),
+            ("code", .string(code)),
+            ("detail", .string(detail)),
+        ]
+        if let field { members.append(("field", .string(field))) }
+        for key in extras.keys.sorted() { members.append((key, .string(extras[key]!))) }
+        return JSONValue.object(members).serialized()
+    }
+
+    static func response(status: HTTPResponse.Status, code: String, detail: String, field: String? = nil, extras: [String: String] = [:]) -> Response {
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        return Response(status: status, headers: headers,
+                        body: .init(byteBuffer: ByteBuffer(bytes: body(status: status, code: code, detail: detail, field: field, extras: extras))))
+    }
+}
+
+extension TallyError {
+    static func forbidden(_ detail: String) -> TallyError {
+        TallyError(.forbidden, code: "forbidden", detail: detail)
+    }
+}

@@ -1,0 +1,63 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TallyCore
+import TallyStore
+
+/// Builds Tally's router: operational endpoints at the root, the API under `/v1` behind auth.
+public enum TallyApplication {
+    public static func router(services: AppServices) -> Router<TallyRequestContext> {
+        TallyMetrics.bootstrap()
+        let router = Router(context: TallyRequestContext.self)
+        router.middlewares.add(RequestLogMiddleware())
+        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(ProblemMiddleware())
+        SystemController(services: services).register(on: router)
+
+        let v1 = router.group("/v1").add(middleware: AuthMiddleware(platformKey: services.platformKey, keys: services.stores.keys))
+        OrgsController(services: services).register(on: v1)
+        APIKeysController(services: services).register(on: v1)
+        return router
+    }
+
+    public static func application(
+        services: AppServices,
+        host: String,
+        port: Int,
+        backgroundServices: [any Service],
+        logger: Logger,
+        beforeServerStarts: @escaping @Sendable () async throws -> Void = {},
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        var application = Application(
+            router: router(services: services),
+            configuration: .init(address: .hostname(host, port: port), serverName: "tally"),
+            services: backgroundServices,
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
+            logger: logger
+        )
+        application.beforeServerStarts(perform: beforeServerStarts)
+        return application
+    }
+}
+
+/// One structured log line per request: method, route, status, duration, request id.
+/// Headers (and so keys) are never logged.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = TallyRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        response.headers[.init("X-Request-Id")!] = context.id
+        context.logger.info("request", metadata: [
+            "http.method": "\(request.method)",
+            "http.route": "\(context.endpointPath ?? request.uri.path)",
+            "http.status": "\(response.status.code)",
+            "duration_ms": "\((milliseconds * 1000).rounded() / 1000)",
+        ])
+        return response
+    }
+}

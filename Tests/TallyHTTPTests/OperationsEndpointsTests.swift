@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import TallyCore
+import TallyHTTP
+import TallyStore
+import TallyTestSupport
+
+@Suite struct OperationsEndpointsTests {
+    @Test func healthReadinessAndMetrics() async throws {
+        try await TestServer.run { server in
+            #expect(try await server.request(.GET, "/healthz").status == 200)
+            let ready = try await server.request(.GET, "/readyz")
+            #expect(ready.status == 200)
+            #expect(ready["status"] == "ready")
+            _ = try await server.request(.GET, "/v1/orgs/x", key: server.platformKey)
+            let metrics = try await server.request(.GET, "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.text.contains("hb_requests"))
+            #expect(metrics.text.contains("http_server_request_duration_bucket"))
+        }
+    }
+
+    @Test func readinessFailsWhenAMigrationIsMissing() async throws {
+        try await TestServer.run { server in
+            try await server.client.query("DELETE FROM schema_migrations WHERE version = 1", logger: testLogger)
+            let ready = try await server.request(.GET, "/readyz")
+            #expect(ready.status == 503)
+            #expect(ready["code"] == "migrations_pending")
+        }
+    }
+
+    /// The OpenAPI document must describe exactly the routes that exist: every registered route
+    /// is in it, and it names no route that does not exist.
+    @Test func openAPIDocumentMatchesTheRouter() throws {
+        let services = AppServices(
+            stores: Stores(database: Database(client: .init(configuration: .init(host: "localhost", username: "x", password: nil, database: nil, tls: .disable)), logger: testLogger)),
+            clock: ManualClock(), platformKey: nil, migrations: [], openAPIDocument: []
+        )
+        let router = TallyApplication.router(services: services)
+        let registered = Set(router.routes.map { "\($0.method.rawValue.lowercased()) \($0.path.description)" })
+
+        let data = try Data(contentsOf: repositoryRoot.appendingPathComponent("openapi.json"))
+        let document = try JSONParser.parse(Array(data))
+        #expect(document["openapi"] == .string("3.1.0"))
+        guard case .object(let paths)? = document["paths"] else { Issue.record("no paths"); return }
+        var documented = Set<String>()
+        for (path, item) in paths {
+            guard case .object(let operations) = item else { continue }
+            for (method, _) in operations where ["get", "post", "put", "patch", "delete"].contains(method) {
+                documented.insert("\(method) \(path)")
+            }
+        }
+        #expect(registered.subtracting(documented).sorted() == [], "routes missing from openapi.json")
+        #expect(documented.subtracting(registered).sorted() == [], "openapi.json documents routes that do not exist")
+    }
+}
