@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TallyCore
+import TallyHTTP
+import TallyStore
+
+/// Settings every command reads from the environment (flags may override some):
+/// `DATABASE_URL`, `TALLY_PLATFORM_KEY`, `TALLY_HOST`, `TALLY_PORT`, `TALLY_LOG_LEVEL`,
+/// `TALLY_HOME` (where `sql/` and `openapi.json` are), `TALLY_STATE_DIR` (embedded data, `.tally`).
+struct TallyEnvironment {
+    let variables = ProcessInfo.processInfo.environment
+
+    var databaseURL: String? { nonEmpty("DATABASE_URL") }
+    var platformKey: String? { nonEmpty("TALLY_PLATFORM_KEY") }
+    var host: String { nonEmpty("TALLY_HOST") ?? "127.0.0.1" }
+    var port: Int { nonEmpty("TALLY_PORT").flatMap(Int.init) ?? 8080 }
+    var logLevel: Logger.Level { nonEmpty("TALLY_LOG_LEVEL").flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
+    var stateDirectory: URL { URL(fileURLWithPath: nonEmpty("TALLY_STATE_DIR") ?? ".tally") }
+
+    /// The folder holding `sql/` and `openapi.json`: `TALLY_HOME`, else the working directory,
+    /// else `../share/tally` beside the executable.
+    var home: URL {
+        if let path = nonEmpty("TALLY_HOME") { return URL(fileURLWithPath: path) }
+        let workingDirectory = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        if FileManager.default.fileExists(atPath: workingDirectory.appendingPathComponent("sql").path) {
+            return workingDirectory
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        return executable.deletingLastPathComponent().appendingPathComponent("../share/tally").standardized
+    }
+
+    private func nonEmpty(_ name: String) -> String? {
+        guard let value = variables[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    func bootstrapLogging() -> Logger {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        return Logger(label: "tally")
+    }
+
+    func migrations() throws -> [Migration] {
+        try Migration.load(from: home.appendingPathComponent("sql"))
+    }
+}
+
+/// The database a command talks to: `DATABASE_URL`, or the embedded server under `.tally/`.
+struct DatabaseSession {
+    let location: DatabaseLocation
+    let embedded: EmbeddedPostgres?
+    let running: EmbeddedPostgres.Running?
+
+    static func open(_ environment: TallyEnvironment, logger: Logger) async throws -> DatabaseSession {
+        if let url = environment.databaseURL {
+            return DatabaseSession(location: try DatabaseLocation(url: url), embedded: nil, running: nil)
+        }
+        let embedded = EmbeddedPostgres(stateDirectory: environment.stateDirectory, logger: logger)
+        let running = try await embedded.start()
+        return DatabaseSession(location: running.location, embedded: embedded, running: running)
+    }
+
+    /// Stops the embedded server if this process started it.
+    func close(logger: Logger) {
+        guard let embedded, let running else { return }
+        do {
+            try embedded.stop(running)
+        } catch {
+            logger.error("could not stop the embedded postgres", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Runs `body` with a running client, then shuts the client down.
+    func withClient<T: Sendable>(logger: Logger, maximumConnections: Int = 10, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await withDeadline(seconds: 60, "the database command") { try await body(client) }
+        }
+    }
+}
+
+struct SystemWallClock: WallClock {
+    func now() -> Instant {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Instant(microsecondsSinceEpoch: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000)
+    }
+}

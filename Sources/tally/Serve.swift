@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import TallyCore
+import TallyHTTP
+import TallyStore
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending migrations, then serve the HTTP API until SIGTERM or SIGINT.")
+
+    @Option(help: "Address to listen on (default TALLY_HOST or 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (default TALLY_PORT or 8080; 0 picks a free one).") var port: Int?
+    @Option(help: "Database connections in the pool.") var connections: Int = 32
+
+    func run() async throws {
+        let environment = TallyEnvironment()
+        let logger = environment.bootstrapLogging()
+        let migrations = try environment.migrations()
+        let openAPI = try Array(Data(contentsOf: environment.home.appendingPathComponent("openapi.json")))
+        if environment.platformKey == nil {
+            logger.warning("TALLY_PLATFORM_KEY is not set: only keys made with 'tally keys create' will work")
+        }
+        let session = try await DatabaseSession.open(environment, logger: logger)
+        defer { session.close(logger: logger) }
+        logger.info("database", metadata: ["db.url": "\(session.location.redacted)", "db.embedded": "\(session.embedded != nil)"])
+
+        let client = PostgresClient(configuration: session.location.clientConfiguration(maximumConnections: connections), backgroundLogger: logger)
+        let clock = SystemWallClock()
+        let services = AppServices(
+            stores: Stores(database: Database(client: client, logger: logger)),
+            clock: clock,
+            platformKey: PlatformKey(environment.platformKey),
+            migrations: migrations,
+            openAPIDocument: openAPI
+        )
+        let host = self.host ?? environment.host
+        let application = TallyApplication.application(
+            services: services, host: host, port: port ?? environment.port,
+            backgroundServices: [client], logger: logger,
+            // Migrations run after the pool starts and before the server listens.
+            beforeServerStarts: {
+                try await withDeadline(seconds: 60, "connecting to the database and applying migrations") {
+                    _ = try await MigrationRunner(client: client, logger: logger).apply(migrations)
+                }
+            },
+            onServerRunning: { port in logger.info("listening", metadata: ["http.host": "\(host)", "http.port": "\(port)"]) }
+        )
+        try await application.runService()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite against a real PostgreSQL started here and removed afterwards.
+# Extra arguments go to `swift test` (e.g. --filter CreditsTests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-deps.sh
+# Tests drive their own clocks and build their own databases; durability is not what they test.
+TEST_PG_SETTINGS=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off'
+source scripts/test-postgres.sh
+export TALLY_TEST_DATABASE_URL="$TEST_PG_URL"
+start=$(date +%s)
+swift build --build-tests
+swift test --skip-build "$@"
+echo "tests passed in $(( $(date +%s) - start )) s (build included)"
