@@ -1,0 +1,102 @@
+import struct Foundation.UUID
+
+/// What a ledger entry records. Grant types share their names with bucket sources.
+public enum LedgerEntryType: String, Sendable, CaseIterable, Codable {
+    case usage
+    case reversal
+    case expiry
+    case hold
+    case holdRelease = "hold_release"
+    case planAllocation = "plan_allocation"
+    case rollover
+    case purchase
+    case freeCredits = "free_credits"
+    case promotional
+    case adminGrant = "admin_grant"
+    case refund
+
+    public init(grantOf source: BucketSource) {
+        self = LedgerEntryType(rawValue: source.rawValue)!
+    }
+
+    /// The "purchase history" of the credits page: every addition of credits.
+    public static let additions: [LedgerEntryType] = [.purchase, .freeCredits, .adminGrant, .promotional, .refund, .planAllocation, .rollover]
+}
+
+/// A ledger entry as read back.
+public struct LedgerEntry: Sendable, Equatable {
+    public struct Posting: Sendable, Equatable {
+        public let bucketID: UUID
+        public let credits: Credits
+
+        public init(bucketID: UUID, credits: Credits) {
+            self.bucketID = bucketID
+            self.credits = credits
+        }
+    }
+
+    public let id: UUID
+    public let sequence: Int64
+    public let type: LedgerEntryType
+    /// Net change of the organisation's bucket credits: negative for a spend.
+    public let credits: Credits
+    public let overageCredits: Credits
+    public let operation: String?
+    public let quantity: Int?
+    public let params: String?
+    public let eventID: String?
+    public let eventName: String?
+    public let actor: String
+    public let metadata: String?
+    public let reason: String?
+    public let relatedEntryID: UUID?
+    public let reservationID: UUID?
+    public let createdAt: Instant
+    public var postings: [Posting]
+
+    public init(id: UUID, sequence: Int64, type: LedgerEntryType, credits: Credits, overageCredits: Credits, operation: String?,
+                quantity: Int?, params: String?, eventID: String?, eventName: String?, actor: String, metadata: String?,
+                reason: String?, relatedEntryID: UUID?, reservationID: UUID?, createdAt: Instant, postings: [Posting]) {
+        self.id = id
+        self.sequence = sequence
+        self.type = type
+        self.credits = credits
+        self.overageCredits = overageCredits
+        self.operation = operation
+        self.quantity = quantity
+        self.params = params
+        self.eventID = eventID
+        self.eventName = eventName
+        self.actor = actor
+        self.metadata = metadata
+        self.reason = reason
+        self.relatedEntryID = relatedEntryID
+        self.reservationID = reservationID
+        self.createdAt = createdAt
+        self.postings = postings
+    }
+}
+
+/// What a usage entry describes, beyond its credits: the operation and who and what it was for.
+public struct UsageDetails: Sendable, Equatable {
+    public var operation: String?
+    public var quantity: Int?
+    /// The operation's parameters as JSON text.
+    public var params: String?
+    public var eventID: String?
+    public var eventName: String?
+    /// A user id; "system" when none is given.
+    public var actor: String
+    public var metadata: String?
+
+    public init(operation: String? = nil, quantity: Int? = nil, params: String? = nil, eventID: String? = nil,
+                eventName: String? = nil, actor: String = "system", metadata: String? = nil) {
+        self.operation = operation
+        self.quantity = quantity
+        self.params = params
+        self.eventID = eventID
+        self.eventName = eventName
+        self.actor = actor
+        self.metadata = metadata
+    }
+}
