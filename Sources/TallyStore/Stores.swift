@@ -7,10 +7,22 @@ public struct Stores: Sendable {
     public let database: Database
     public let orgs: OrgStore
     public let keys: APIKeyStore
+    public let grants: GrantStore
+    public let consumption: ConsumptionStore
+    public let reversals: ReversalStore
+    public let reservations: ReservationStore
+    public let ledger: LedgerQueries
+    public let verifier: LedgerVerifier
 
     public init(database: Database) {
         self.database = database
         self.orgs = OrgStore(database: database)
         self.keys = APIKeyStore(database: database)
+        self.grants = GrantStore(database: database)
+        self.reservations = ReservationStore(database: database)
+        self.consumption = ConsumptionStore(database: database, reservations: reservations)
+        self.reversals = ReversalStore(database: database)
+        self.ledger = LedgerQueries(database: database)
+        self.verifier = LedgerVerifier(database: database)
     }
 }

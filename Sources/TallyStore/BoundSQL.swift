@@ -1,0 +1,22 @@
+import PostgresNIO
+
+/// SQL text owned by the code, with every value bound as a parameter: `bind(x)` appends `x` to
+/// the bindings and returns its placeholder (`$7`). Used where a statement's shape depends on
+/// how many rows it writes; fixed statements use PostgresQuery's string interpolation.
+struct BoundSQL {
+    private(set) var bindings = PostgresBindings()
+
+    mutating func bind<Value: PostgresDynamicTypeEncodable>(_ value: Value) -> String {
+        bindings.append(value)
+        return "$\(bindings.count)"
+    }
+
+    mutating func bind<Value: PostgresDynamicTypeEncodable>(_ value: Value?) -> String {
+        bindings.append(value)
+        return "$\(bindings.count)"
+    }
+
+    func query(_ sql: String) -> PostgresQuery {
+        PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TallyCore
+
+/// A priced spend, ready for the ledger.
+public struct SpendRequest: Sendable {
+    public var credits: Credits
+    public var usage: UsageDetails
+
+    public init(credits: Credits, usage: UsageDetails) {
+        self.credits = credits
+        self.usage = usage
+    }
+}
+
+/// What a spend did.
+public struct SpendOutcome: Sendable, Equatable {
+    public let entryID: UUID
+    public let credits: Credits
+    public let overageCredits: Credits
+    public let availableAfter: Credits
+    public let drawn: [BurnDownPlan.Draw]
+    public let createdAt: Instant
+}
+
+/// Consumption: spends credits atomically, exactly once, never below zero.
+public struct ConsumptionStore: Sendable {
+    let database: Database
+    let reservations: ReservationStore
+
+    /// Thrown inside the spend transaction when it is short of credits but expired holds of the
+    /// organisation still keep some: the transaction rolls back, the holds are freed in their
+    /// own transaction, and the spend is tried once more.
+    struct ExpiredHoldsPending: Error {}
+
+    public func consume(
+        orgID: UUID, at now: Instant, _ spend: SpendRequest, claim: IdempotencyClaim?, render: ResponseRenderer<SpendOutcome>
+    ) async throws -> StoredResponse {
+        do {
+            return try await attempt(orgID: orgID, at: now, spend, claim: claim, render: render, mayFreeExpiredHolds: true)
+        } catch is ExpiredHoldsPending {
+            try await reservations.releaseExpired(orgID: orgID, at: now)
+            return try await attempt(orgID: orgID, at: now, spend, claim: claim, render: render, mayFreeExpiredHolds: false)
+        }
+    }
+
+    private func attempt(
+        orgID: UUID, at now: Instant, _ spend: SpendRequest, claim: IdempotencyClaim?,
+        render: ResponseRenderer<SpendOutcome>, mayFreeExpiredHolds: Bool
+    ) async throws -> StoredResponse {
+        try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
+            let buckets = try await BucketQueries.lockSpendable(orgID: orgID, at: now, on: connection, logger: database.logger)
+            var balance = SpendableBalance(buckets: buckets, at: now)
+            let plan: BurnDownPlan
+            do {
+                plan = try balance.spend(spend.credits)
+            } catch {
+                if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: database.logger) {
+                    throw ExpiredHoldsPending()
+                }
+                throw error
+            }
+            let entryID = UUID.v7(at: now)
+            var write = LedgerWrite(orgID: orgID)
+            write.add(.init(id: entryID, type: .usage, usage: spend.usage, createdAt: now),
+                      postings: plan.draws.map { ($0.bucketID, -$0.credits) })
+            let outcome = SpendOutcome(entryID: entryID, credits: spend.credits, overageCredits: plan.overage,
+                                       availableAfter: balance.available, drawn: plan.draws, createdAt: now)
+            return (outcome, write)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TallyCore
+
+/// `tally verify`: recomputes what the ledger says and reports every place where the stored
+/// state disagrees with it.
+public struct LedgerVerifier: Sendable {
+    let database: Database
+
+    public struct Mismatch: Sendable, CustomStringConvertible, Equatable {
+        public let orgID: UUID
+        public let subject: String
+        public let detail: String
+
+        public var description: String { "org \(orgID.idString): \(subject): \(detail)" }
+    }
+
+    public func verify() async throws -> [Mismatch] {
+        var mismatches: [Mismatch] = []
+        let logger = database.logger
+        // A bucket's remaining is the sum of its postings, and its grant is its grant posting.
+        let buckets = try await database.client.query("""
+            SELECT b.org_id, b.bucket_id, b.granted, b.remaining,
+                   coalesce(sum(p.credits), 0)::numeric(20,4),
+                   coalesce(sum(p.credits) FILTER (WHERE p.entry_id = b.grant_entry_id), 0)::numeric(20,4)
+            FROM credit_buckets b
+            LEFT JOIN ledger_postings p ON p.org_id = b.org_id AND p.bucket_id = b.bucket_id
+            GROUP BY b.org_id, b.bucket_id
+            HAVING b.remaining <> coalesce(sum(p.credits), 0)
+                OR b.granted <> coalesce(sum(p.credits) FILTER (WHERE p.entry_id = b.grant_entry_id), 0)
+            """, logger: logger).collect()
+        for row in buckets {
+            let (org, bucket, granted, remaining, posted, grantPosted) = try row.decode((UUID, UUID, Credits, Credits, Credits, Credits).self)
+            mismatches.append(Mismatch(orgID: org, subject: "bucket \(bucket.idString)",
+                                       detail: "remaining \(remaining) but postings sum to \(posted); granted \(granted), grant posting \(grantPosted)"))
+        }
+        // An entry's credits are the sum of its postings.
+        let entries = try await database.client.query("""
+            SELECT e.org_id, e.entry_id, e.credits, coalesce(sum(p.credits), 0)::numeric(20,4)
+            FROM ledger_entries e
+            LEFT JOIN ledger_postings p ON p.org_id = e.org_id AND p.entry_id = e.entry_id
+            GROUP BY e.org_id, e.entry_id
+            HAVING e.credits <> coalesce(sum(p.credits), 0)
+            """, logger: logger).collect()
+        for row in entries {
+            let (org, entry, credits, posted) = try row.decode((UUID, UUID, Credits, Credits).self)
+            mismatches.append(Mismatch(orgID: org, subject: "entry \(entry.idString)", detail: "credits \(credits) but postings sum to \(posted)"))
+        }
+        // An active hold keeps exactly what its hold entry took.
+        let holds = try await database.client.query("""
+            SELECT r.org_id, r.reservation_id, r.credits, -e.credits
+            FROM reservations r JOIN ledger_entries e ON e.org_id = r.org_id AND e.entry_id = r.hold_entry_id
+            WHERE r.credits <> -e.credits
+            """, logger: logger).collect()
+        for row in holds {
+            let (org, reservation, credits, taken) = try row.decode((UUID, UUID, Credits, Credits).self)
+            mismatches.append(Mismatch(orgID: org, subject: "reservation \(reservation.idString)", detail: "holds \(credits) but its hold entry took \(taken)"))
+        }
+        return mismatches
+    }
+}
