@@ -64,10 +64,12 @@ extension TallyRequestContext {
     }
 }
 
-/// The organisation a request acts on, after access checks.
+/// The organisation a request acts on, after access checks, and its time.
 struct OrgScope: Sendable {
     let org: Organisation
     let caller: AuthenticatedKey
+    /// The organisation's "now": its test clock's time, or the real clock's.
+    let now: Instant
 }
 
 extension AppServices {
@@ -82,6 +84,6 @@ extension AppServices {
         guard caller.role.permits(role) else {
             throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
         }
-        return OrgScope(org: org, caller: caller)
+        return OrgScope(org: org, caller: caller, now: clock.now())
     }
 }

@@ -17,6 +17,7 @@ public enum TallyApplication {
         let v1 = router.group("/v1").add(middleware: AuthMiddleware(platformKey: services.platformKey, keys: services.stores.keys))
         OrgsController(services: services).register(on: v1)
         APIKeysController(services: services).register(on: v1)
+        CreditsController(services: services).register(on: v1)
         return router
     }
 

@@ -48,13 +48,11 @@ extension Request {
         try StrictJSONDecoder.decode(T.self, from: try await jsonBody(context: context))
     }
 
-    /// Decodes the body when there is one; an empty body is `T` decoded from `{}`.
-    mutating func decodeOptionalBody<T: Decodable>(_ type: T.Type, context: TallyRequestContext) async throws -> T {
+    /// The JSON body, or `{}` when the request has none (for endpoints whose fields are all optional).
+    mutating func decodeOptionalJSON(context: TallyRequestContext) async throws -> JSONValue {
         let buffer = try await collectBody(upTo: TallyRequestContext.bodySizeLimit)
-        if buffer.readableBytes == 0 {
-            return try StrictJSONDecoder.decode(T.self, from: .object([]))
-        }
-        return try await decode(T.self, context: context)
+        if buffer.readableBytes == 0 { return .object([]) }
+        return try await jsonBody(context: context)
     }
 }
 

@@ -1,0 +1,195 @@
+import Foundation
+import Hummingbird
+import TallyCore
+import TallyStore
+
+/// Balance, grants, usage, reversals, holds and the ledger of one organisation.
+struct CreditsController {
+    let services: AppServices
+
+    func register(on v1: RouterGroup<TallyRequestContext>) {
+        v1.get("/orgs/{org}/balance") { _, context in
+            let scope = try await services.orgScope(context)
+            let balance = try await services.stores.ledger.balance(orgID: scope.org.id, at: scope.now)
+            return try Response.json(BalanceResponse(balance))
+        }
+        v1.post("/orgs/{org}/grants") { request, context in
+            try await grant(request, context)
+        }
+        v1.post("/orgs/{org}/usage") { request, context in
+            try await consume(request, context)
+        }
+        v1.post("/orgs/{org}/usage/{entry}/reverse") { request, context in
+            try await reverse(request, context)
+        }
+        v1.post("/orgs/{org}/reservations") { request, context in
+            try await hold(request, context)
+        }
+        v1.post("/orgs/{org}/reservations/{reservation}/commit") { request, context in
+            try await commit(request, context)
+        }
+        v1.post("/orgs/{org}/reservations/{reservation}/release") { request, context in
+            try await release(request, context)
+        }
+        v1.get("/orgs/{org}/ledger") { request, context in
+            try await ledger(request, context)
+        }
+    }
+
+    /// Only the platform key grants credits: an organisation never mints its own.
+    func grant(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        try context.requirePlatform()
+        let scope = try await services.orgScope(context)
+        var request = request
+        let json = try await request.jsonBody(context: context)
+        let body = try StrictJSONDecoder.decode(GrantBody.self, from: json)
+        try Validate.positive(body.credits)
+        if let reason = body.reason { try Validate.text(reason, field: "reason") }
+        let claim = try Idempotency.claim(request, body: json, required: true)
+        let stored = try await services.stores.grants.grant(
+            orgID: scope.org.id, at: scope.now,
+            GrantRequest(credits: body.credits, source: body.source, priority: body.priority, effectiveAt: body.effectiveAt,
+                         expiresAt: body.expiresAt, reason: body.reason),
+            claim: claim, render: Idempotency.renderer(GrantResponse.init)
+        )
+        return Idempotency.response(stored)
+    }
+
+    func consume(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let scope = try await services.orgScope(context)
+        var request = request
+        let json = try await request.jsonBody(context: context)
+        let body = try StrictJSONDecoder.decode(UsageBody.self, from: json)
+        let spend = try await services.price(body, scope: scope)
+        let claim = try Idempotency.claim(request, body: json, required: true)
+        let stored = try await services.stores.consumption.consume(
+            orgID: scope.org.id, at: scope.now, spend, claim: claim, render: Idempotency.renderer(SpendResponse.init)
+        )
+        return Idempotency.response(stored)
+    }
+
+    func reverse(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let scope = try await services.orgScope(context, role: .admin)
+        guard let text = context.parameters.get("entry"), let entryID = UUID(idString: text) else {
+            throw TallyError.notFound("The usage entry")
+        }
+        var request = request
+        let json = try await request.decodeOptionalJSON(context: context)
+        let body = try StrictJSONDecoder.decode(ReverseBody.self, from: json)
+        if let credits = body.credits { try Validate.positive(credits) }
+        if let reason = body.reason { try Validate.text(reason, field: "reason") }
+        if let actor = body.actor { try Validate.text(actor, field: "actor") }
+        let claim = try Idempotency.claim(request, body: json, required: false)
+        let stored = try await services.stores.reversals.reverse(
+            orgID: scope.org.id, at: scope.now,
+            ReversalRequest(usageEntryID: entryID, credits: body.credits, reason: body.reason, actor: body.actor ?? "system"),
+            claim: claim, render: Idempotency.renderer(ReversalResponse.init)
+        )
+        return Idempotency.response(stored)
+    }
+
+    func hold(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let scope = try await services.orgScope(context)
+        var request = request
+        let json = try await request.jsonBody(context: context)
+        let body = try StrictJSONDecoder.decode(ReservationBody.self, from: json)
+        let spend = try await services.price(body.usage, scope: scope)
+        let claim = try Idempotency.claim(request, body: json, required: true)
+        let stored = try await services.stores.reservations.hold(
+            orgID: scope.org.id, at: scope.now, HoldRequest(credits: spend.credits, ttlSeconds: body.ttlSeconds, usage: spend.usage),
+            claim: claim, render: Idempotency.renderer(ReservationResponse.init)
+        )
+        return Idempotency.response(stored)
+    }
+
+    func commit(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let scope = try await services.orgScope(context)
+        let reservationID = try reservationParameter(context)
+        var request = request
+        let json = try await request.decodeOptionalJSON(context: context)
+        let body = try StrictJSONDecoder.decode(CommitBody.self, from: json)
+        if let credits = body.credits, credits.isNegative {
+            throw TallyError.validation("credits must not be negative.", field: "credits")
+        }
+        if let actor = body.actor { try Validate.text(actor, field: "actor") }
+        let claim = try Idempotency.claim(request, body: json, required: false)
+        let stored = try await services.stores.reservations.commit(
+            orgID: scope.org.id, reservationID: reservationID, credits: body.credits, actor: body.actor, at: scope.now,
+            claim: claim, render: Idempotency.renderer(status: 200, ReservationResponse.init)
+        )
+        return Idempotency.response(stored)
+    }
+
+    func release(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let scope = try await services.orgScope(context)
+        let reservationID = try reservationParameter(context)
+        var request = request
+        let json = try await request.decodeOptionalJSON(context: context)
+        _ = try StrictJSONDecoder.decode(EmptyBody.self, from: json)
+        let claim = try Idempotency.claim(request, body: json, required: false)
+        let stored = try await services.stores.reservations.release(
+            orgID: scope.org.id, reservationID: reservationID, at: scope.now,
+            claim: claim, render: Idempotency.renderer(status: 200, ReservationResponse.init)
+        )
+        return Idempotency.response(stored)
+    }
+
+    func ledger(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
+        let scope = try await services.orgScope(context)
+        let limit = try PageSize.resolve(try request.queryInt("limit"))
+        var cursor: Int64?
+        if let text = request.queryString("cursor") {
+            guard let value = Int64(text), value > 0 else { throw TallyError.validation("cursor is not valid.", field: "cursor") }
+            cursor = value
+        }
+        let filter = try LedgerFilterQuery.parse(request)
+        let page = try await services.stores.ledger.entries(orgID: scope.org.id, filter: filter, limit: limit, before: cursor)
+        return try Response.json(ListResponse(data: page.items.map(LedgerEntryDTO.init), nextCursor: page.nextCursor))
+    }
+
+    private func reservationParameter(_ context: TallyRequestContext) throws -> UUID {
+        guard let text = context.parameters.get("reservation"), let id = UUID(idString: text) else {
+            throw TallyError.notFound("The reservation")
+        }
+        return id
+    }
+}
+
+struct EmptyBody: Decodable {}
+
+struct BalanceResponse: Encodable {
+    let available: Credits
+    let reserved: Credits
+    let buckets: [BucketDTO]
+
+    init(_ balance: Balance) {
+        available = balance.available
+        reserved = balance.reserved
+        buckets = balance.buckets.map(BucketDTO.init)
+    }
+}
+
+/// `?type=usage,expiry&event_id=&actor=&from=&to=` of ledger listings.
+enum LedgerFilterQuery {
+    static func parse(_ request: Request) throws(TallyError) -> LedgerQueries.EntryFilter {
+        var types: [LedgerEntryType]?
+        if let text = request.queryString("type") {
+            var parsed: [LedgerEntryType] = []
+            for name in text.split(separator: ",") {
+                switch name {
+                case "purchase_history": parsed.append(contentsOf: LedgerEntryType.additions)
+                default:
+                    guard let type = LedgerEntryType(rawValue: String(name)) else {
+                        throw TallyError.validation("type '\(name)' is not a ledger entry type.", field: "type")
+                    }
+                    parsed.append(type)
+                }
+            }
+            types = parsed
+        }
+        let from = try request.queryInstant("from")
+        let to = try request.queryInstant("to")
+        if let from, let to, to <= from { throw TallyError.validation("to must be after from.", field: "to") }
+        return LedgerQueries.EntryFilter(types: types, eventID: request.queryString("event_id"), actor: request.queryString("actor"), from: from, to: to)
+    }
+}

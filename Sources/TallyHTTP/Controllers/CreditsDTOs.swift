@@ -1,0 +1,328 @@
+import Foundation
+import TallyCore
+import TallyStore
+
+// Wire shapes of the credits endpoints. Decoding is strict (see StrictJSONDecoder); encoding
+// writes every field.
+
+struct DrawDTO: Encodable {
+    let bucketID: UUID
+    let credits: Credits
+
+    enum CodingKeys: String, CodingKey {
+        case bucketID = "bucket_id"
+        case credits
+    }
+
+    init(_ draw: BurnDownPlan.Draw) {
+        bucketID = draw.bucketID
+        credits = draw.credits
+    }
+}
+
+struct UsageBody: Decodable {
+    let credits: Credits?
+    let operation: String?
+    let quantity: Int?
+    let params: JSONValue?
+    let eventID: String?
+    let eventName: String?
+    let actor: String?
+    let metadata: JSONValue?
+
+    enum CodingKeys: String, CodingKey {
+        case credits, operation, quantity, params, actor, metadata
+        case eventID = "event_id"
+        case eventName = "event_name"
+    }
+
+    /// The usage details every spend records, checked for size.
+    func details() throws(TallyError) -> UsageDetails {
+        if let eventID { try Validate.text(eventID, field: "event_id") }
+        if let eventName { try Validate.text(eventName, field: "event_name") }
+        if let actor { try Validate.text(actor, field: "actor") }
+        return UsageDetails(operation: operation, quantity: quantity, params: try Validate.jsonObject(params, field: "params"),
+                            eventID: eventID, eventName: eventName, actor: actor ?? "system",
+                            metadata: try Validate.jsonObject(metadata, field: "metadata"))
+    }
+}
+
+struct SpendResponse: Encodable {
+    let entryID: UUID
+    let credits: Credits
+    let overageCredits: Credits
+    let availableAfter: Credits
+    let drawn: [DrawDTO]
+    let createdAt: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case entryID = "entry_id"
+        case credits
+        case overageCredits = "overage_credits"
+        case availableAfter = "available_after"
+        case drawn
+        case createdAt = "created_at"
+    }
+
+    init(_ outcome: SpendOutcome) {
+        entryID = outcome.entryID
+        credits = outcome.credits
+        overageCredits = outcome.overageCredits
+        availableAfter = outcome.availableAfter
+        drawn = outcome.drawn.map(DrawDTO.init)
+        createdAt = outcome.createdAt
+    }
+}
+
+struct GrantBody: Decodable {
+    let credits: Credits
+    let source: BucketSource
+    let expiresAt: Instant?
+    let effectiveAt: Instant?
+    let priority: Int?
+    let reason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case credits, source, priority, reason
+        case expiresAt = "expires_at"
+        case effectiveAt = "effective_at"
+    }
+}
+
+struct GrantResponse: Encodable {
+    let bucketID: UUID
+    let entryID: UUID
+    let credits: Credits
+    let source: BucketSource
+    let priority: Int
+    let effectiveAt: Instant
+    let expiresAt: Instant?
+
+    enum CodingKeys: String, CodingKey {
+        case bucketID = "bucket_id"
+        case entryID = "entry_id"
+        case credits, source, priority
+        case effectiveAt = "effective_at"
+        case expiresAt = "expires_at"
+    }
+
+    init(_ outcome: GrantOutcome) {
+        bucketID = outcome.bucketID
+        entryID = outcome.entryID
+        credits = outcome.credits
+        source = outcome.source
+        priority = outcome.priority
+        effectiveAt = outcome.effectiveAt
+        expiresAt = outcome.expiresAt
+    }
+}
+
+struct BucketDTO: Encodable {
+    let id: UUID
+    let source: BucketSource
+    let granted: Credits
+    let remaining: Credits
+    let priority: Int
+    let effectiveAt: Instant
+    let expiresAt: Instant?
+
+    enum CodingKeys: String, CodingKey {
+        case id, source, granted, remaining, priority
+        case effectiveAt = "effective_at"
+        case expiresAt = "expires_at"
+    }
+
+    init(_ bucket: CreditBucket) {
+        id = bucket.id
+        source = bucket.source
+        granted = bucket.granted
+        remaining = bucket.remaining
+        priority = bucket.priority
+        effectiveAt = bucket.effectiveAt
+        expiresAt = bucket.expiresAt
+    }
+}
+
+struct ReverseBody: Decodable {
+    let credits: Credits?
+    let reason: String?
+    let actor: String?
+}
+
+struct ReversalResponse: Encodable {
+    let entryID: UUID
+    let reversedEntryID: UUID
+    let credits: Credits
+    let returned: [DrawDTO]
+    let refundBucketID: UUID?
+    let refundCredits: Credits
+    let overageCredits: Credits
+    let createdAt: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case entryID = "entry_id"
+        case reversedEntryID = "reversed_entry_id"
+        case credits, returned
+        case refundBucketID = "refund_bucket_id"
+        case refundCredits = "refund_credits"
+        case overageCredits = "overage_credits"
+        case createdAt = "created_at"
+    }
+
+    init(_ outcome: ReversalOutcome) {
+        entryID = outcome.entryID
+        reversedEntryID = outcome.reversedEntryID
+        credits = outcome.credits
+        returned = outcome.returned.map(DrawDTO.init)
+        refundBucketID = outcome.refundBucketID
+        refundCredits = outcome.refundCredits
+        overageCredits = outcome.overageCredits
+        createdAt = outcome.createdAt
+    }
+}
+
+struct ReservationBody: Decodable {
+    let credits: Credits?
+    let operation: String?
+    let quantity: Int?
+    let params: JSONValue?
+    let ttlSeconds: Int?
+    let eventID: String?
+    let eventName: String?
+    let actor: String?
+    let metadata: JSONValue?
+
+    enum CodingKeys: String, CodingKey {
+        case credits, operation, quantity, params, actor, metadata
+        case ttlSeconds = "ttl_seconds"
+        case eventID = "event_id"
+        case eventName = "event_name"
+    }
+
+    var usage: UsageBody {
+        UsageBody(credits: credits, operation: operation, quantity: quantity, params: params, eventID: eventID,
+                  eventName: eventName, actor: actor, metadata: metadata)
+    }
+}
+
+struct CommitBody: Decodable {
+    let credits: Credits?
+    let actor: String?
+}
+
+struct ReservationResponse: Encodable {
+    let id: UUID
+    let credits: Credits
+    let status: String
+    let committedCredits: Credits?
+    let usageEntryID: UUID?
+    let createdAt: Instant
+    let expiresAt: Instant
+    let settledAt: Instant?
+
+    enum CodingKeys: String, CodingKey {
+        case id, credits, status
+        case committedCredits = "committed_credits"
+        case usageEntryID = "usage_entry_id"
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+        case settledAt = "settled_at"
+    }
+
+    init(_ reservation: Reservation) {
+        id = reservation.id
+        credits = reservation.credits
+        status = reservation.status.rawValue
+        committedCredits = reservation.committedCredits
+        usageEntryID = reservation.usageEntryID
+        createdAt = reservation.createdAt
+        expiresAt = reservation.expiresAt
+        settledAt = reservation.settledAt
+    }
+}
+
+struct LedgerEntryDTO: Encodable {
+    let id: UUID
+    let type: LedgerEntryType
+    let credits: Credits
+    let overageCredits: Credits
+    let operation: String?
+    let quantity: Int?
+    let params: JSONValue?
+    let eventID: String?
+    let eventName: String?
+    let actor: String
+    let metadata: JSONValue?
+    let reason: String?
+    let relatedEntryID: UUID?
+    let reservationID: UUID?
+    /// The one bucket an entry touched, when it touched exactly one (a grant, most spends).
+    let bucketID: UUID?
+    let postings: [DrawDTO]
+    let createdAt: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case id, type, credits
+        case overageCredits = "overage_credits"
+        case operation, quantity, params
+        case eventID = "event_id"
+        case eventName = "event_name"
+        case actor, metadata, reason
+        case relatedEntryID = "related_entry_id"
+        case reservationID = "reservation_id"
+        case bucketID = "bucket_id"
+        case postings
+        case createdAt = "created_at"
+    }
+
+    init(_ entry: LedgerEntry) {
+        id = entry.id
+        type = entry.type
+        credits = entry.credits
+        overageCredits = entry.overageCredits
+        operation = entry.operation
+        quantity = entry.quantity
+        params = entry.params.flatMap { try? JSONParser.parse(Array($0.utf8)) }
+        eventID = entry.eventID
+        eventName = entry.eventName
+        actor = entry.actor
+        metadata = entry.metadata.flatMap { try? JSONParser.parse(Array($0.utf8)) }
+        reason = entry.reason
+        relatedEntryID = entry.relatedEntryID
+        reservationID = entry.reservationID
+        bucketID = entry.postings.count == 1 ? entry.postings[0].bucketID : nil
+        postings = entry.postings.map { DrawDTO(BurnDownPlan.Draw(bucketID: $0.bucketID, credits: $0.credits)) }
+        createdAt = entry.createdAt
+    }
+}
+
+extension JSONValue: Encodable {
+    public func encode(to encoder: any Encoder) throws {
+        // TallyJSONEncoder writes a JSONValue as it is; other encoders are not used for it.
+        var container = encoder.singleValueContainer()
+        try container.encode(String(decoding: serialized(), as: UTF8.self))
+    }
+}
+
+extension Validate {
+    static let jsonBytesMaximum = 8 * 1024
+
+    /// Free-form JSON objects (params, metadata) as stored text, bounded in size.
+    static func jsonObject(_ value: JSONValue?, field: String) throws(TallyError) -> String? {
+        guard let value else { return nil }
+        guard case .object = value else { throw TallyError.validation("\(field) must be an object.", field: field) }
+        let bytes = value.serialized()
+        guard bytes.count <= jsonBytesMaximum else {
+            throw TallyError.validation("\(field) must be at most \(jsonBytesMaximum) bytes of JSON.", field: field)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A spend, hold or grant amount: positive and at most a trillion credits.
+    static func positive(_ credits: Credits, field: String = "credits") throws(TallyError) {
+        guard credits.isPositive else { throw TallyError.validation("\(field) must be positive.", field: field) }
+        guard credits <= Credits.inputMaximum else {
+            throw TallyError.validation("\(field) must be at most \(Credits.inputMaximum).", field: field)
+        }
+    }
+}

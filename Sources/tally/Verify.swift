@@ -1,0 +1,24 @@
+import ArgumentParser
+import TallyStore
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Recompute every bucket and invoice from the ledger; print each mismatch and exit 1 if there is any."
+    )
+
+    func run() async throws {
+        let environment = TallyEnvironment()
+        let logger = environment.bootstrapLogging()
+        let session = try await DatabaseSession.open(environment, logger: logger)
+        defer { session.close(logger: logger) }
+        let mismatches = try await session.withClient(logger: logger) { client in
+            try await Stores(database: Database(client: client, logger: logger)).verifier.verify()
+        }
+        for mismatch in mismatches { print(mismatch) }
+        guard mismatches.isEmpty else {
+            print("\(mismatches.count) mismatch(es)")
+            throw ExitCode(1)
+        }
+        print("ledger verified: no drift")
+    }
+}
