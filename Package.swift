@@ -26,11 +26,13 @@ let package = Package(
     targets: [
         // Pure billing domain: no SQL, no HTTP, no NIO.
         .target(name: "TallyCore", swiftSettings: swiftSettings),
+        // JSON that keeps number literals exact, strict decoding, stable encoding. Pure.
+        .target(name: "TallyJSON", dependencies: ["TallyCore"], swiftSettings: swiftSettings),
         // Every SQL statement and every transaction.
         .target(
             name: "TallyStore",
             dependencies: [
-                "TallyCore",
+                "TallyCore", "TallyJSON",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "TallyHTTP",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyJobs",
+                "TallyCore", "TallyJSON", "TallyStore", "TallyJobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -64,7 +66,7 @@ let package = Package(
         .target(
             name: "TallyTestSupport",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyHTTP", "TallyJobs",
+                "TallyCore", "TallyJSON", "TallyStore", "TallyHTTP", "TallyJobs",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -79,7 +81,7 @@ let package = Package(
         .testTarget(
             name: "TallyHTTPTests",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyHTTP", "TallyTestSupport",
+                "TallyCore", "TallyJSON", "TallyStore", "TallyHTTP", "TallyTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

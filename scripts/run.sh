@@ -15,4 +15,5 @@ if [ -z "${TALLY_PLATFORM_KEY:-}" ]; then
   export TALLY_PLATFORM_KEY
   echo "platform key (from .tally/platform-key): $TALLY_PLATFORM_KEY" >&2
 fi
-exec "$(swift build --show-bin-path)/tally" serve "$@"
+# An empty catalog gets the demo catalog of the seed documents, so there is something to call.
+exec "$(swift build --show-bin-path)/tally" serve --load-catalog catalog/demo.json "$@"

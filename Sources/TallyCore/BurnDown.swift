@@ -16,6 +16,14 @@ public struct BurnDownPlan: Sendable, Equatable {
     /// The part of the spend that no bucket covered, billed as overage. Zero unless overage was allowed.
     public let overage: Credits
 
+    public init(draws: [Draw], overage: Credits) {
+        self.draws = draws
+        self.overage = overage
+    }
+
+    /// A spend of nothing (a free preview): recorded, drawing from no bucket.
+    public static let nothing = BurnDownPlan(draws: [], overage: .zero)
+
     public var covered: Credits { draws.map(\.credits).sum() }
     public var total: Credits { covered + overage }
 }

@@ -1,3 +1,4 @@
+import TallyJSON
 import HTTPTypes
 import Hummingbird
 import NIOCore

@@ -1,3 +1,4 @@
+import TallyJSON
 import Foundation
 import Logging
 import TallyCore

@@ -1,11 +1,12 @@
 import TallyCore
+import TallyJSON
 import TallyStore
 
 extension AppServices {
     /// What a usage or hold request costs. Raw `credits` are for the platform key only: an
     /// organisation's own keys spend through priced operations.
     func price(_ body: UsageBody, scope: OrgScope) async throws -> SpendRequest {
-        let details = try body.details()
+        var details = try body.details()
         switch (body.credits, body.operation) {
         case (let credits?, nil):
             guard scope.caller.role == .platform else {
@@ -13,13 +14,44 @@ extension AppServices {
             }
             try Validate.positive(credits)
             if body.quantity != nil { throw TallyError.validation("quantity goes with operation, not credits.", field: "quantity") }
+            if body.params != nil { throw TallyError.validation("params go with operation, not credits.", field: "params") }
             return SpendRequest(credits: credits, usage: details)
-        case (nil, _?):
-            throw TallyError.validation("Pricing by operation is not available yet.", field: "operation")
+        case (nil, let operation?):
+            let quote = try await quote(operation: operation, quantity: body.quantity ?? 1, params: body.params, scope: scope)
+            details.quantity = quote.quantity
+            return SpendRequest(credits: quote.credits, usage: details)
         case (_?, _?):
             throw TallyError.validation("Send either credits or operation, not both.", field: "credits")
         case (nil, nil):
             throw TallyError.validation("Send credits or an operation.", field: "credits")
         }
+    }
+
+    /// The exact cost of `quantity` of an operation for this organisation (its plan's rates apply).
+    func quote(operation code: String, quantity: Int, params: JSONValue?, scope: OrgScope) async throws -> OperationQuote {
+        guard let (operation, components) = try await stores.catalog.pricing(code) else {
+            throw TallyError(.notFound, code: "unknown_operation", detail: "There is no operation '\(code)'.", field: "operation")
+        }
+        let planRates = try await stores.catalog.planRates(orgID: scope.org.id)
+        return try OperationPricing.quote(operation, components: components, quantity: quantity,
+                                          params: try ParamValues.parse(params), planRates: planRates)
+    }
+}
+
+enum ParamValues {
+    /// `params` as pricing reads them: strings and numbers are values, booleans switch add-ons.
+    static func parse(_ params: JSONValue?) throws(TallyError) -> [String: ParamValue] {
+        guard let params else { return [:] }
+        guard case .object(let members) = params else { throw TallyError.validation("params must be an object.", field: "params") }
+        var values: [String: ParamValue] = [:]
+        for (name, value) in members {
+            switch value {
+            case .string(let text): values[name] = .text(text)
+            case .number(let literal): values[name] = .text(literal)
+            case .bool(let flag): values[name] = .flag(flag)
+            default: throw TallyError.validation("params.\(name) must be a string, a number or a boolean.", field: "params.\(name)")
+            }
+        }
+        return values
     }
 }

@@ -18,6 +18,7 @@ public enum TallyApplication {
         OrgsController(services: services).register(on: v1)
         APIKeysController(services: services).register(on: v1)
         CreditsController(services: services).register(on: v1)
+        CatalogController(services: services).register(on: v1)
         return router
     }
 

@@ -54,7 +54,7 @@ public struct ConsumptionStore: Sendable {
             var balance = SpendableBalance(buckets: buckets, at: now)
             let plan: BurnDownPlan
             do {
-                plan = try balance.spend(spend.credits)
+                plan = spend.credits.isZero ? .nothing : try balance.spend(spend.credits)
             } catch {
                 if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: database.logger) {
                     throw ExpiredHoldsPending()

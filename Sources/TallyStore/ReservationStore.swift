@@ -41,6 +41,9 @@ public struct ReservationStore: Sendable {
         guard (1...HoldRequest.ttlSecondsMaximum).contains(request.ttlSeconds) else {
             throw TallyError.validation("ttl_seconds must be between 1 and \(HoldRequest.ttlSecondsMaximum).", field: "ttl_seconds")
         }
+        guard request.credits.isPositive else {
+            throw TallyError.validation("A hold must hold credits; this request costs nothing.", field: "credits")
+        }
         return try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
             let buckets = try await BucketQueries.lockSpendable(orgID: orgID, at: now, on: connection, logger: database.logger)
             var balance = SpendableBalance(buckets: buckets, at: now)

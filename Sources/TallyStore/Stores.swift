@@ -13,6 +13,7 @@ public struct Stores: Sendable {
     public let reservations: ReservationStore
     public let ledger: LedgerQueries
     public let verifier: LedgerVerifier
+    public let catalog: CatalogStore
 
     public init(database: Database) {
         self.database = database
@@ -24,5 +25,6 @@ public struct Stores: Sendable {
         self.reversals = ReversalStore(database: database)
         self.ledger = LedgerQueries(database: database)
         self.verifier = LedgerVerifier(database: database)
+        self.catalog = CatalogStore(database: database)
     }
 }

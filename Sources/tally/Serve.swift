@@ -14,11 +14,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on (default TALLY_HOST or 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (default TALLY_PORT or 8080; 0 picks a free one).") var port: Int?
     @Option(help: "Database connections in the pool.") var connections: Int = 32
+    @Option(help: "A catalog file to load when the catalog is empty (e.g. catalog/demo.json).") var loadCatalog: String?
 
     func run() async throws {
         let environment = TallyEnvironment()
         let logger = environment.bootstrapLogging()
         let migrations = try environment.migrations()
+        let catalogFile = try loadCatalog.map { try Array(Data(contentsOf: URL(fileURLWithPath: $0))) }
         let openAPI = try Array(Data(contentsOf: environment.home.appendingPathComponent("openapi.json")))
         if environment.platformKey == nil {
             logger.warning("TALLY_PLATFORM_KEY is not set: only keys made with 'tally keys create' will work")
@@ -44,6 +46,10 @@ struct Serve: AsyncParsableCommand {
             beforeServerStarts: {
                 try await withDeadline(seconds: 60, "connecting to the database and applying migrations") {
                     _ = try await MigrationRunner(client: client, logger: logger).apply(migrations)
+                }
+                if let catalogFile, try await services.stores.catalog.isEmpty() {
+                    let report = try await CatalogImport.load(catalogFile, into: services.stores.catalog, at: clock.now())
+                    logger.info("catalog loaded", metadata: ["catalog.created": "\(report.created.count)"])
                 }
             },
             onServerRunning: { port in logger.info("listening", metadata: ["http.host": "\(host)", "http.port": "\(port)"]) }

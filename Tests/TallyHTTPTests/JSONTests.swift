@@ -1,7 +1,9 @@
+import TallyJSON
 import Foundation
 import Testing
 import TallyCore
-@testable import TallyHTTP
+@testable import TallyJSON
+import TallyHTTP
 
 @Suite struct JSONParserTests {
     @Test func keepsNumbersExactlyAsWritten() throws {

@@ -1,3 +1,4 @@
+import TallyJSON
 import Foundation
 import Testing
 import TallyCore

@@ -118,8 +118,7 @@ import TallyTestSupport
 }
 
 /// Tables that hold reference data for all organisations rather than one organisation's data.
-let referenceTables = ["plans", "plan_operation_rates", "operations", "operation_tiers", "operation_multipliers",
-                       "operation_addons", "operation_components", "credit_packs", "test_clocks"]
+let referenceTables = ["plans", "operations", "credit_packs", "test_clocks"]
 
 @Suite struct SQLScriptTests {
     @Test func splitsAtTopLevelSemicolonsOnly() {

@@ -1,3 +1,4 @@
+import TallyJSON
 import AsyncHTTPClient
 import Foundation
 import Hummingbird

@@ -1,3 +1,4 @@
+import TallyJSON
 import Foundation
 import TallyCore
 import TallyStore
@@ -293,14 +294,6 @@ struct LedgerEntryDTO: Encodable {
         bucketID = entry.postings.count == 1 ? entry.postings[0].bucketID : nil
         postings = entry.postings.map { DrawDTO(BurnDownPlan.Draw(bucketID: $0.bucketID, credits: $0.credits)) }
         createdAt = entry.createdAt
-    }
-}
-
-extension JSONValue: Encodable {
-    public func encode(to encoder: any Encoder) throws {
-        // TallyJSONEncoder writes a JSONValue as it is; other encoders are not used for it.
-        var container = encoder.singleValueContainer()
-        try container.encode(String(decoding: serialized(), as: UTF8.self))
     }
 }
 

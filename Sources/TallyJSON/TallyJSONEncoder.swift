@@ -170,3 +170,11 @@ struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer { nextEncoder().unkeyedContainer() }
     mutating func superEncoder() -> any Encoder { nextEncoder() }
 }
+
+extension JSONValue: Encodable {
+    public func encode(to encoder: any Encoder) throws {
+        // TallyJSONEncoder writes a JSONValue as it is; other encoders get its text.
+        var container = encoder.singleValueContainer()
+        try container.encode(String(decoding: serialized(), as: UTF8.self))
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TallyCore
+import TallyJSON
+
+/// Row mapping of `plans`.
+enum PlanRows {
+    static let columns = """
+        code, name, price, currency, billing_interval, credits_per_period, credit_expiry, credit_expiry_days, rollover,
+        rollover_max_credits, overage_allowed, overage_rate, min_purchase_credits, credit_price,
+        purchased_credits_expire_after_days, operation_rates::text
+        """
+
+    static func insert(_ plan: Plan, at now: Instant) -> PostgresQuery {
+        let (expiry, expiryDays): (String, Int?) = switch plan.creditExpiry {
+        case .periodEnd: ("period_end", nil)
+        case .days(let days): ("days", days)
+        case .never: ("never", nil)
+        }
+        let (rollover, rolloverMax): (String, Credits?) = switch plan.rollover {
+        case .none: ("none", nil)
+        case .all: ("all", nil)
+        case .capped(let maximum): ("capped", maximum)
+        }
+        let rates = JSONValue.object(plan.operationRates.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value.description)) })
+        let ratesText = String(decoding: rates.serialized(), as: UTF8.self)
+        return """
+            INSERT INTO plans (code, name, price, currency, billing_interval, credits_per_period, credit_expiry, credit_expiry_days,
+                rollover, rollover_max_credits, overage_allowed, overage_rate, min_purchase_credits, credit_price,
+                purchased_credits_expire_after_days, operation_rates, created_at, updated_at)
+            VALUES (\(plan.code), \(plan.name), \(MoneyMicros(plan.price)), \(plan.price.currency.code), \(plan.interval.rawValue),
+                \(plan.creditsPerPeriod), \(expiry), \(expiryDays), \(rollover), \(rolloverMax), \(plan.overageAllowed),
+                \(plan.overageRate.map(MoneyMicros.init)), \(plan.minPurchaseCredits), \(plan.creditPrice.map(MoneyMicros.init)),
+                \(plan.purchasedCreditsExpireAfterDays), \(ratesText)::jsonb, \(now), \(now))
+            """
+    }
+
+    static func decode(_ row: PostgresRow) throws -> Plan {
+        let c = row.makeRandomAccess()
+        guard let currency = Currency.named(try c[3].decode(String.self)) else { throw PostgresDecodingError.Code.failure }
+        let expiry: Plan.CreditExpiry = switch try c[6].decode(String.self) {
+        case "days": .days(try c[7].decode(Int.self))
+        case "never": .never
+        default: .periodEnd
+        }
+        let rollover: Plan.Rollover = switch try c[8].decode(String.self) {
+        case "all": .all
+        case "capped": .capped(try c[9].decode(Credits.self))
+        default: .none
+        }
+        var rates: [String: Credits] = [:]
+        if case .object(let members) = try JSONParser.parse(Array(try c[15].decode(String.self).utf8)) {
+            for (key, value) in members { rates[key] = try CatalogJSON.credits(value) }
+        }
+        return Plan(
+            code: try c[0].decode(String.self), name: try c[1].decode(String.self),
+            price: try c[2].decode(MoneyMicros.self).money(currency),
+            interval: Plan.Interval(rawValue: try c[4].decode(String.self)) ?? .month,
+            creditsPerPeriod: try c[5].decode(Credits.self), creditExpiry: expiry, rollover: rollover,
+            overageAllowed: try c[10].decode(Bool.self), overageRate: try c[11].decode(MoneyMicros?.self)?.money(currency),
+            minPurchaseCredits: try c[12].decode(Credits?.self), creditPrice: try c[13].decode(MoneyMicros?.self)?.money(currency),
+            purchasedCreditsExpireAfterDays: try c[14].decode(Int?.self), operationRates: rates
+        )
+    }
+
+    /// A plan is in use once any organisation has subscribed to it (or is scheduled to move to it).
+    static func isInUse(_ code: String, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        let rows = try await connection.query("""
+            SELECT EXISTS (SELECT 1 FROM subscriptions WHERE plan_code = \(code) OR scheduled_plan_code = \(code))
+            """, logger: logger).collect()
+        return try rows[0].decode(Bool.self)
+    }
+}
+
+/// Row mapping of `operations`.
+enum OperationRows {
+    static let columns = "code, name, credits, tiers::text, multipliers::text, addons::text, components, free_quantity_per_request"
+
+    static func insert(_ operation: OperationDefinition, at now: Instant) -> PostgresQuery {
+        let tiers = JSONValue.array(operation.tiers.map {
+            .object([("param", .string($0.param)), ("value", .string($0.value)), ("credits", .string($0.credits.description))])
+        })
+        let multipliers = JSONValue.array(operation.multipliers.map {
+            .object([("param", .string($0.param)), ("value", .string($0.value)), ("factor", .string($0.factor.description))])
+        })
+        let addons = JSONValue.array(operation.addons.map {
+            .object([("param", .string($0.param)), ("credits", .string($0.credits.description))])
+        })
+        return """
+            INSERT INTO operations (code, name, credits, tiers, multipliers, addons, components, free_quantity_per_request, created_at, updated_at)
+            VALUES (\(operation.code), \(operation.name), \(operation.credits), \(text(tiers))::jsonb, \(text(multipliers))::jsonb,
+                    \(text(addons))::jsonb, \(operation.components), \(operation.freeQuantityPerRequest), \(now), \(now))
+            """
+    }
+
+    private static func text(_ value: JSONValue) -> String { String(decoding: value.serialized(), as: UTF8.self) }
+
+    static func decode(_ row: PostgresRow) throws -> OperationDefinition {
+        let (code, name, credits, tiersText, multipliersText, addonsText, components, free) =
+            try row.decode((String, String, Credits?, String, String, String, [String], Int).self)
+        func items(_ text: String) throws -> [JSONValue] {
+            guard case .array(let items) = try JSONParser.parse(Array(text.utf8)) else { throw PostgresDecodingError.Code.failure }
+            return items
+        }
+        func string(_ value: JSONValue?) throws -> String {
+            guard case .string(let text)? = value else { throw PostgresDecodingError.Code.failure }
+            return text
+        }
+        return OperationDefinition(
+            code: code, name: name, credits: credits,
+            tiers: try items(tiersText).map { .init(param: try string($0["param"]), value: try string($0["value"]), credits: try CatalogJSON.credits($0["credits"])) },
+            multipliers: try items(multipliersText).map {
+                .init(param: try string($0["param"]), value: try string($0["value"]), factor: try Factor(parsing: try string($0["factor"])))
+            },
+            addons: try items(addonsText).map { .init(param: try string($0["param"]), credits: try CatalogJSON.credits($0["credits"])) },
+            components: components, freeQuantityPerRequest: free
+        )
+    }
+}
+
+/// Row mapping of `credit_packs`.
+enum PackRows {
+    static let columns = "code, name, credits, price, currency, expires_after_days"
+
+    static func decode(_ row: PostgresRow) throws -> CreditPack {
+        let (code, name, credits, price, currencyCode, days) = try row.decode((String, String, Credits, MoneyMicros, String, Int?).self)
+        guard let currency = Currency.named(currencyCode) else { throw PostgresDecodingError.Code.failure }
+        return CreditPack(code: code, name: name, credits: credits, price: price.money(currency), expiresAfterDays: days)
+    }
+}
