@@ -80,10 +80,16 @@ extension AppServices {
         let notFound = TallyError.notFound("The organisation")
         guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
         if caller.role != .platform && caller.orgID != id { throw notFound }
-        guard let org = try await stores.orgs.find(id) else { throw notFound }
+        guard let context = try await stores.orgs.context(id) else { throw notFound }
         guard caller.role.permits(role) else {
             throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
         }
-        return OrgScope(org: org, caller: caller, now: clock.now())
+        let now = context.clockTime ?? clock.now()
+        // A period that has ended is renewed before anything else happens, so that a late
+        // billing cron never leaves an organisation without its new credits.
+        if let dueAt = context.renewalDueAt, dueAt <= now {
+            try await stores.subscriptions.catchUp(orgID: id, until: now)
+        }
+        return OrgScope(org: context.org, caller: caller, now: now)
     }
 }

@@ -19,6 +19,7 @@ public enum TallyApplication {
         APIKeysController(services: services).register(on: v1)
         CreditsController(services: services).register(on: v1)
         CatalogController(services: services).register(on: v1)
+        SubscriptionController(services: services).register(on: v1)
         return router
     }
 

@@ -162,10 +162,3 @@ enum CatalogJSON {
         return try Credits(parsing: text)
     }
 }
-
-extension CatalogStore {
-    /// The per-plan operation rates of the organisation's current plan (none without a plan).
-    public func planRates(orgID: UUID) async throws -> [String: Credits] {
-        [:]
-    }
-}

@@ -40,7 +40,7 @@ public struct ConsumptionStore: Sendable {
         do {
             return try await attempt(orgID: orgID, at: now, spend, claim: claim, render: render, mayFreeExpiredHolds: true)
         } catch is ExpiredHoldsPending {
-            try await reservations.releaseExpired(orgID: orgID, at: now)
+            try await reservations.releaseExpired(.org(orgID), at: now)
             return try await attempt(orgID: orgID, at: now, spend, claim: claim, render: render, mayFreeExpiredHolds: false)
         }
     }

@@ -27,6 +27,9 @@ struct LedgerWrite {
         let expiresAt: Instant?
         let grantedAt: Instant
         let grantEntryID: UUID
+        /// Plan credits (allocations and rollovers) belong to a subscription period.
+        var subscriptionID: UUID? = nil
+        var periodStart: Instant? = nil
     }
 
     let orgID: UUID
@@ -62,12 +65,14 @@ struct LedgerWrite {
     /// A bucket grant as one entry: the common case of grants, purchases, allocations.
     @discardableResult
     mutating func grant(_ source: BucketSource, credits: Credits, priority: Int? = nil, effectiveAt: Instant? = nil,
-                        expiresAt: Instant?, at now: Instant, type: LedgerEntryType? = nil, reason: String? = nil) -> (bucketID: UUID, entryID: UUID) {
+                        expiresAt: Instant?, at now: Instant, type: LedgerEntryType? = nil, reason: String? = nil,
+                        subscriptionID: UUID? = nil, periodStart: Instant? = nil) -> (bucketID: UUID, entryID: UUID) {
         let entryID = UUID.v7(at: now)
         let bucketID = UUID.v7(at: now)
         add(Entry(id: entryID, type: type ?? LedgerEntryType(grantOf: source), reason: reason, createdAt: now), postings: [])
         createBucket(NewBucket(id: bucketID, source: source, credits: credits, priority: priority ?? source.defaultPriority,
-                               effectiveAt: effectiveAt ?? now, expiresAt: expiresAt, grantedAt: now, grantEntryID: entryID))
+                               effectiveAt: effectiveAt ?? now, expiresAt: expiresAt, grantedAt: now, grantEntryID: entryID,
+                               subscriptionID: subscriptionID, periodStart: periodStart))
         return (bucketID, entryID)
     }
 
@@ -112,13 +117,13 @@ struct LedgerWrite {
                 let values = [
                     org, sql.bind(bucket.id), sql.bind(bucket.source.rawValue), sql.bind(bucket.credits), sql.bind(remaining),
                     sql.bind(bucket.priority), sql.bind(bucket.effectiveAt), sql.bind(bucket.expiresAt), sql.bind(bucket.grantedAt),
-                    sql.bind(bucket.grantEntryID),
+                    sql.bind(bucket.grantEntryID), sql.bind(bucket.subscriptionID), sql.bind(bucket.periodStart),
                 ]
                 return "(" + values.joined(separator: ", ") + ")"
             }
             parts.append("""
                 new_buckets AS (INSERT INTO credit_buckets (org_id, bucket_id, source, granted, remaining, priority,
-                    effective_at, expires_at, granted_at, grant_entry_id)
+                    effective_at, expires_at, granted_at, grant_entry_id, subscription_id, period_start)
                 VALUES \(rows.joined(separator: ", ")))
                 """)
         }

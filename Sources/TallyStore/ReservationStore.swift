@@ -99,12 +99,14 @@ public struct ReservationStore: Sendable {
     /// once: a hold locked by a concurrent commit or release is skipped, and one already settled
     /// is no longer active. Returns how many were freed.
     @discardableResult
-    public func releaseExpired(orgID: UUID?, at now: Instant, limit: Int = 500) async throws -> Int {
-        let rows = try await database.client.query("""
-            SELECT org_id, reservation_id FROM reservations
-            WHERE status = 'active' AND expires_at <= \(now) AND (\(orgID)::uuid IS NULL OR org_id = \(orgID))
-            ORDER BY expires_at LIMIT \(limit)
-            """, logger: database.logger).collect()
+    public func releaseExpired(_ selection: OrgSelection, at now: Instant, limit: Int = 500) async throws -> Int {
+        var sql = BoundSQL()
+        let statement = """
+            SELECT r.org_id, r.reservation_id FROM reservations r JOIN orgs o ON o.org_id = r.org_id
+            WHERE r.status = 'active' AND r.expires_at <= \(sql.bind(now)) AND \(selection.condition(&sql))
+            ORDER BY r.expires_at LIMIT \(sql.bind(limit))
+            """
+        let rows = try await database.client.query(sql.query(statement), logger: database.logger).collect()
         var freed = 0
         for row in rows {
             let (org, reservationID) = try row.decode((UUID, UUID).self)
@@ -116,7 +118,8 @@ public struct ReservationStore: Sendable {
                     """, logger: database.logger).collect()
                 guard !locked.isEmpty else { return false }
                 let held = try await lockActive(orgID: org, reservationID: reservationID, on: connection)
-                let (_, write) = try await settle(held, capture: .zero, usage: held.usage, status: .expired, orgID: org, at: now, on: connection)
+                // The release is dated at the hold's expiry, whenever the job gets to it.
+                let (_, write) = try await settle(held, capture: .zero, usage: held.usage, status: .expired, orgID: org, at: held.expiresAt, on: connection)
                 try await write.execute(on: connection, logger: database.logger)
                 return true
             }

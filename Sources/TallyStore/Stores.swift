@@ -14,6 +14,10 @@ public struct Stores: Sendable {
     public let ledger: LedgerQueries
     public let verifier: LedgerVerifier
     public let catalog: CatalogStore
+    public let subscriptions: SubscriptionStore
+    public let invoices: InvoiceStore
+    public let expiry: ExpiryStore
+    public let testClocks: TestClockStore
 
     public init(database: Database) {
         self.database = database
@@ -26,5 +30,9 @@ public struct Stores: Sendable {
         self.ledger = LedgerQueries(database: database)
         self.verifier = LedgerVerifier(database: database)
         self.catalog = CatalogStore(database: database)
+        self.subscriptions = SubscriptionStore(database: database, catalog: catalog)
+        self.invoices = InvoiceStore(database: database)
+        self.expiry = ExpiryStore(database: database)
+        self.testClocks = TestClockStore(database: database)
     }
 }

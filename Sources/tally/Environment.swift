@@ -72,12 +72,13 @@ struct DatabaseSession {
     }
 
     /// Runs `body` with a running client, then shuts the client down.
-    func withClient<T: Sendable>(logger: Logger, maximumConnections: Int = 10, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
+    func withClient<T: Sendable>(logger: Logger, maximumConnections: Int = 10, deadlineSeconds: Int = 60,
+                                 _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
         let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            return try await withDeadline(seconds: 60, "the database command") { try await body(client) }
+            return try await withDeadline(seconds: deadlineSeconds, "the database command") { try await body(client) }
         }
     }
 }

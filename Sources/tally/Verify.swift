@@ -11,7 +11,7 @@ struct Verify: AsyncParsableCommand {
         let logger = environment.bootstrapLogging()
         let session = try await DatabaseSession.open(environment, logger: logger)
         defer { session.close(logger: logger) }
-        let mismatches = try await session.withClient(logger: logger) { client in
+        let mismatches = try await session.withClient(logger: logger, deadlineSeconds: 3600) { client in
             try await Stores(database: Database(client: client, logger: logger)).verifier.verify()
         }
         for mismatch in mismatches { print(mismatch) }

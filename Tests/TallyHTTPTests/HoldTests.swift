@@ -89,8 +89,8 @@ import TallyTestSupport
                         return (response.status == 200 ? 1 : 0, 0)
                     }
                 }
-                group.addTask { (0, try await server.stores.reservations.releaseExpired(orgID: nil, at: expiryTime)) }
-                group.addTask { (0, try await server.stores.reservations.releaseExpired(orgID: nil, at: expiryTime)) }
+                group.addTask { (0, try await server.stores.reservations.releaseExpired(.realClock, at: expiryTime)) }
+                group.addTask { (0, try await server.stores.reservations.releaseExpired(.realClock, at: expiryTime)) }
                 var commits = 0
                 var freed = 0
                 for try await (c, f) in group {

@@ -1,0 +1,105 @@
+import Foundation
+import Hummingbird
+import TallyCore
+import TallyJSON
+import TallyJobs
+import TallyStore
+
+/// The subscription of an organisation (team admins change it), its invoices, and test clocks.
+struct SubscriptionController {
+    let services: AppServices
+
+    func register(on v1: RouterGroup<TallyRequestContext>) {
+        let subscriptions = services.stores.subscriptions
+        v1.post("/orgs/{org}/subscription") { request, context in
+            let scope = try await services.orgScope(context, role: .admin)
+            var request = request
+            let body = try await request.decode(SubscribeBody.self, context: context)
+            let started = try await subscriptions.subscribe(orgID: scope.org.id, planCode: body.plan, startAt: body.startAt, at: scope.now)
+            return try Response.json(SubscriptionResponse(started.subscription, plan: try await services.stores.catalog.plan(started.subscription.planCode)),
+                                     status: .created)
+        }
+        v1.get("/orgs/{org}/subscription") { _, context in
+            let scope = try await services.orgScope(context)
+            guard let subscription = try await subscriptions.current(orgID: scope.org.id) else {
+                throw TallyError.notFound("The subscription")
+            }
+            return try Response.json(SubscriptionResponse(subscription, plan: try await services.stores.catalog.plan(subscription.planCode)))
+        }
+        v1.post("/orgs/{org}/subscription/change") { request, context in
+            let scope = try await services.orgScope(context, role: .admin)
+            var request = request
+            let body = try await request.decode(ChangeBody.self, context: context)
+            guard let effective = PlanChangeRequest.Effective(rawValue: body.effective ?? "immediate") else {
+                throw TallyError.validation("effective must be immediate or period_end.", field: "effective")
+            }
+            let outcome = try await subscriptions.change(orgID: scope.org.id, PlanChangeRequest(planCode: body.plan, effective: effective,
+                                                                                                preview: body.preview ?? false), at: scope.now)
+            return try Response.json(ChangeResponse(outcome, plan: try await services.stores.catalog.plan(outcome.subscription.planCode)))
+        }
+        v1.post("/orgs/{org}/subscription/cancel") { request, context in
+            let scope = try await services.orgScope(context, role: .admin)
+            var request = request
+            let body = try StrictJSONDecoder.decode(CancelBody.self, from: try await request.decodeOptionalJSON(context: context))
+            let subscription = try await subscriptions.cancel(orgID: scope.org.id, atPeriodEnd: body.atPeriodEnd ?? true, at: scope.now)
+            return try Response.json(SubscriptionResponse(subscription, plan: try await services.stores.catalog.plan(subscription.planCode)))
+        }
+
+        v1.get("/orgs/{org}/invoices") { request, context in
+            let scope = try await services.orgScope(context)
+            let page = try await services.stores.invoices.invoices(orgID: scope.org.id, limit: try PageSize.resolve(try request.queryInt("limit")),
+                                                                   after: try Cursor.uuid(request.queryString("cursor")))
+            return try Response.json(ListResponse(data: page.items.map(InvoiceResponse.init), nextCursor: page.nextCursor))
+        }
+        v1.get("/orgs/{org}/invoices/{invoice}") { _, context in
+            let scope = try await services.orgScope(context)
+            guard let text = context.parameters.get("invoice"), let id = UUID(idString: text),
+                  let invoice = try await services.stores.invoices.invoice(orgID: scope.org.id, id: id) else {
+                throw TallyError.notFound("The invoice")
+            }
+            return try Response.json(InvoiceResponse(invoice))
+        }
+
+        v1.post("/test-clocks") { request, context in
+            try context.requirePlatform()
+            var request = request
+            let body = try await request.decode(TestClockBody.self, context: context)
+            let clock = try await services.stores.testClocks.create(frozenTime: body.frozenTime, at: services.clock.now())
+            return try Response.json(TestClockResponse(clock), status: .created)
+        }
+        v1.get("/test-clocks/{clock}") { _, context in
+            try context.requirePlatform()
+            return try Response.json(TestClockResponse(try await testClock(context)))
+        }
+        v1.post("/test-clocks/{clock}/advance") { request, context in
+            try context.requirePlatform()
+            let clock = try await testClock(context)
+            var request = request
+            let body = try await request.decode(AdvanceBody.self, context: context)
+            guard body.to >= clock.frozenTime else {
+                throw TallyError.validation("A test clock moves forward only: it is at \(clock.frozenTime).", field: "to")
+            }
+            // Every job that falls due for the clock's organisations runs, in time order, before the answer.
+            let report = try await JobRunner(stores: services.stores, logger: context.logger).runDue(.testClock(clock.id), until: body.to)
+            context.logger.info("test clock advanced", metadata: ["test_clock.id": "\(clock.id.idString)", "report": "\(report)"])
+            return try Response.json(TestClockResponse(try await services.stores.testClocks.setTime(clock.id, to: body.to)))
+        }
+
+        v1.put("/plans/{code}") { request, context in
+            try context.requirePlatform()
+            var request = request
+            let plan = try await request.decode(PlanBody.self, context: context).plan()
+            guard plan.code == context.parameters.get("code") else { throw TallyError.validation("code must match the path.", field: "code") }
+            try await services.stores.catalog.replacePlan(plan, at: services.clock.now())
+            return try Response.json(PlanResponse(plan))
+        }
+    }
+
+    private func testClock(_ context: TallyRequestContext) async throws -> TestClock {
+        guard let text = context.parameters.get("clock"), let id = UUID(idString: text),
+              let clock = try await services.stores.testClocks.clock(id) else {
+            throw TallyError.notFound("The test clock")
+        }
+        return clock
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import TallyCore
+import TallyStore
+
+struct SubscribeBody: Decodable {
+    let plan: String
+    let startAt: Instant?
+
+    enum CodingKeys: String, CodingKey {
+        case plan
+        case startAt = "start_at"
+    }
+}
+
+struct ChangeBody: Decodable {
+    let plan: String
+    let effective: String?
+    let preview: Bool?
+}
+
+struct CancelBody: Decodable {
+    let atPeriodEnd: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case atPeriodEnd = "at_period_end"
+    }
+}
+
+struct ScheduledChangeDTO: Encodable {
+    let plan: String
+    let effectiveAt: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case plan
+        case effectiveAt = "effective_at"
+    }
+}
+
+struct SubscriptionResponse: Encodable {
+    let id: UUID
+    let plan: String
+    let planName: String?
+    let status: Subscription.Status
+    let price: MoneyDTO?
+    let creditsPerPeriod: Credits?
+    let currentPeriodStart: Instant
+    let currentPeriodEnd: Instant
+    let anchorAt: Instant
+    let cancelAtPeriodEnd: Bool
+    let scheduledChange: ScheduledChangeDTO?
+    let costPerCredit: MoneyDTO?
+    let createdAt: Instant
+    let canceledAt: Instant?
+
+    enum CodingKeys: String, CodingKey {
+        case id, plan
+        case planName = "plan_name"
+        case status, price
+        case creditsPerPeriod = "credits_per_period"
+        case currentPeriodStart = "current_period_start"
+        case currentPeriodEnd = "current_period_end"
+        case anchorAt = "anchor_at"
+        case cancelAtPeriodEnd = "cancel_at_period_end"
+        case scheduledChange = "scheduled_change"
+        case costPerCredit = "cost_per_credit"
+        case createdAt = "created_at"
+        case canceledAt = "canceled_at"
+    }
+
+    init(_ subscription: Subscription, plan: Plan?) {
+        id = subscription.id
+        self.plan = subscription.planCode
+        planName = plan?.name
+        status = subscription.status
+        price = plan.map { MoneyDTO($0.price) }
+        creditsPerPeriod = plan?.creditsPerPeriod
+        currentPeriodStart = subscription.period.start
+        currentPeriodEnd = subscription.period.end
+        anchorAt = subscription.anchor
+        cancelAtPeriodEnd = subscription.cancelAtPeriodEnd
+        scheduledChange = subscription.scheduledPlanCode.map { ScheduledChangeDTO(plan: $0, effectiveAt: subscription.period.end) }
+        costPerCredit = plan?.costPerCredit.map(MoneyDTO.init)
+        createdAt = subscription.createdAt
+        canceledAt = subscription.canceledAt
+    }
+}
+
+struct ChangeResponse: Encodable {
+    let effective: String
+    let preview: Bool
+    let plan: String
+    let effectiveAt: Instant
+    let charge: MoneyDTO?
+    let creditsCarried: Credits
+    let creditsGranted: Credits
+    let periodStart: Instant
+    let periodEnd: Instant
+    let invoiceID: UUID?
+    let subscription: SubscriptionResponse
+
+    enum CodingKeys: String, CodingKey {
+        case effective, preview, plan
+        case effectiveAt = "effective_at"
+        case charge
+        case creditsCarried = "credits_carried"
+        case creditsGranted = "credits_granted"
+        case periodStart = "period_start"
+        case periodEnd = "period_end"
+        case invoiceID = "invoice_id"
+        case subscription
+    }
+
+    init(_ outcome: PlanChangeOutcome, plan: Plan?) {
+        effective = outcome.effective.rawValue
+        preview = outcome.preview
+        self.plan = outcome.plan
+        effectiveAt = outcome.effectiveAt
+        charge = outcome.charge.map(MoneyDTO.init)
+        creditsCarried = outcome.creditsCarried
+        creditsGranted = outcome.creditsGranted
+        periodStart = outcome.periodStart
+        periodEnd = outcome.periodEnd
+        invoiceID = outcome.invoiceID
+        subscription = SubscriptionResponse(outcome.subscription, plan: plan)
+    }
+}
+
+struct InvoiceLineDTO: Encodable {
+    let description: String
+    let quantity: Credits
+    let unitPrice: MoneyDTO
+    let amount: MoneyDTO
+
+    enum CodingKeys: String, CodingKey {
+        case description, quantity
+        case unitPrice = "unit_price"
+        case amount
+    }
+}
+
+struct InvoiceResponse: Encodable {
+    let id: UUID
+    let number: Int64?
+    let kind: Invoice.Kind
+    let status: Invoice.Status
+    let lines: [InvoiceLineDTO]
+    let total: MoneyDTO
+    let periodStart: Instant?
+    let periodEnd: Instant?
+    let subscriptionID: UUID?
+    let issuedAt: Instant?
+    let paidAt: Instant?
+    let paymentReference: String?
+    let voidedAt: Instant?
+    let createdAt: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case id, number, kind, status, lines, total
+        case periodStart = "period_start"
+        case periodEnd = "period_end"
+        case subscriptionID = "subscription_id"
+        case issuedAt = "issued_at"
+        case paidAt = "paid_at"
+        case paymentReference = "payment_reference"
+        case voidedAt = "voided_at"
+        case createdAt = "created_at"
+    }
+
+    init(_ invoice: Invoice) {
+        id = invoice.id
+        number = invoice.number
+        kind = invoice.kind
+        status = invoice.status
+        lines = invoice.lines.map {
+            InvoiceLineDTO(description: $0.description, quantity: $0.quantity, unitPrice: MoneyDTO($0.unitPrice), amount: MoneyDTO($0.amount))
+        }
+        total = MoneyDTO(invoice.total)
+        periodStart = invoice.periodStart
+        periodEnd = invoice.periodEnd
+        subscriptionID = invoice.subscriptionID
+        issuedAt = invoice.issuedAt
+        paidAt = invoice.paidAt
+        paymentReference = invoice.paymentReference
+        voidedAt = invoice.voidedAt
+        createdAt = invoice.createdAt
+    }
+}
+
+struct TestClockBody: Decodable {
+    let frozenTime: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case frozenTime = "frozen_time"
+    }
+}
+
+struct AdvanceBody: Decodable {
+    let to: Instant
+}
+
+struct TestClockResponse: Encodable {
+    let id: UUID
+    let frozenTime: Instant
+    let createdAt: Instant
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case frozenTime = "frozen_time"
+        case createdAt = "created_at"
+    }
+
+    init(_ clock: TestClock) {
+        id = clock.id
+        frozenTime = clock.frozenTime
+        createdAt = clock.createdAt
+    }
+}

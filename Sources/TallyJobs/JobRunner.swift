@@ -1,0 +1,55 @@
+import Foundation
+import Logging
+import TallyCore
+import TallyStore
+
+/// Every scheduled job of Tally. Each is small, bounded and safe to run twice, concurrently or
+/// late: the work is keyed and locked in the database.
+public struct JobRunner: Sendable {
+    public let stores: Stores
+    public let logger: Logger
+
+    public init(stores: Stores, logger: Logger) {
+        self.stores = stores
+        self.logger = logger
+    }
+
+    public struct Report: Sendable, Equatable, CustomStringConvertible {
+        public var renewals = 0
+        public var expiredBuckets = 0
+        public var expiredHolds = 0
+
+        public var description: String {
+            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), freed \(expiredHolds) expired hold(s)"
+        }
+
+        static func + (a: Report, b: Report) -> Report {
+            Report(renewals: a.renewals + b.renewals, expiredBuckets: a.expiredBuckets + b.expiredBuckets,
+                   expiredHolds: a.expiredHolds + b.expiredHolds)
+        }
+    }
+
+    /// One pass of every job due at `now` for organisations on the real clock: `tally jobs run`.
+    public func runOnce(at now: Instant) async throws -> Report {
+        try await run(.realClock, at: now)
+    }
+
+    /// Every job that falls due for `selection` up to `until`, earliest first, each run at the
+    /// moment it fell due: what advancing a test clock does.
+    public func runDue(_ selection: OrgSelection, until: Instant) async throws -> Report {
+        var report = Report()
+        while let due = try await stores.expiry.nextDue(selection, until: until) {
+            report = report + (try await run(selection, at: due))
+        }
+        return report
+    }
+
+    /// Renewals first: a period's plan credits are the renewal's to roll over or expire.
+    private func run(_ selection: OrgSelection, at now: Instant) async throws -> Report {
+        var report = Report()
+        report.renewals = try await stores.subscriptions.renewDue(selection, until: now)
+        report.expiredBuckets = try await stores.expiry.expireDue(selection, until: now)
+        report.expiredHolds = try await stores.reservations.releaseExpired(selection, at: now)
+        return report
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TallyCore
+
+/// An invoice about to be written.
+struct NewInvoice {
+    let id: UUID
+    let kind: Invoice.Kind
+    let currency: Currency
+    let lines: [InvoiceLine]
+    var subscriptionID: UUID?
+    var periodStart: Instant?
+    var periodEnd: Instant?
+}
+
+/// Invoices: written inside the transaction of what they charge for, numbered per organisation
+/// without gaps, never edited once open.
+public struct InvoiceStore: Sendable {
+    let database: Database
+
+    static let columns = """
+        invoice_id, number, kind, status, currency, total, subscription_id, period_start, period_end, issued_at,
+        paid_at, payment_reference, voided_at, created_at
+        """
+
+    /// Writes an invoice, open (numbered now) or draft (numbered when it opens).
+    @discardableResult
+    static func issue(_ invoice: NewInvoice, orgID: UUID, status: Invoice.Status, at now: Instant,
+                      on connection: PostgresConnection, logger: Logger) async throws -> Invoice {
+        precondition(status == .open || status == .draft, "invoices are written as drafts or open")
+        let total = try InvoiceMath.total(of: invoice.lines, currency: invoice.currency)
+        var number: Int64?
+        if status == .open {
+            number = try await nextNumber(orgID: orgID, on: connection, logger: logger)
+        }
+        var sql = BoundSQL()
+        let org = sql.bind(orgID)
+        let id = sql.bind(invoice.id)
+        let lines = invoice.lines.enumerated().map { index, line in
+            "(\(org), \(id), \(sql.bind(index + 1)), \(sql.bind(line.description)), \(sql.bind(line.quantity)), \(sql.bind(MoneyMicros(line.unitPrice))), \(sql.bind(MoneyMicros(line.amount))))"
+        }
+        var statement = """
+            WITH new_invoice AS (
+                INSERT INTO invoices (org_id, invoice_id, number, kind, status, currency, total, subscription_id, period_start, period_end, issued_at, created_at)
+                VALUES (\(org), \(id), \(sql.bind(number)), \(sql.bind(invoice.kind.rawValue)), \(sql.bind(status.rawValue)),
+                        \(sql.bind(invoice.currency.code)), \(sql.bind(MoneyMicros(total))), \(sql.bind(invoice.subscriptionID)),
+                        \(sql.bind(invoice.periodStart)), \(sql.bind(invoice.periodEnd)), \(sql.bind(status == .open ? now : nil)), \(sql.bind(now)))
+            )
+            """
+        if !lines.isEmpty {
+            statement += ", new_lines AS (INSERT INTO invoice_lines (org_id, invoice_id, position, description, quantity, unit_price, amount) VALUES \(lines.joined(separator: ", ")))"
+        }
+        statement += " SELECT 1"
+        try await connection.query(sql.query(statement), logger: logger)
+        return Invoice(id: invoice.id, number: number, kind: invoice.kind, status: status, currency: invoice.currency, lines: invoice.lines,
+                       total: total, subscriptionID: invoice.subscriptionID, periodStart: invoice.periodStart, periodEnd: invoice.periodEnd,
+                       issuedAt: status == .open ? now : nil, paidAt: nil, paymentReference: nil, voidedAt: nil, createdAt: now)
+    }
+
+    /// The organisation's next invoice number. The counter row stays locked until the
+    /// transaction ends: concurrent invoicing queues here, and a rollback gives the number back.
+    static func nextNumber(orgID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        let rows = try await connection.query("""
+            INSERT INTO invoice_sequences (org_id, last_number) VALUES (\(orgID), 1)
+            ON CONFLICT (org_id) DO UPDATE SET last_number = invoice_sequences.last_number + 1
+            RETURNING last_number
+            """, logger: logger).collect()
+        return try rows[0].decode(Int64.self)
+    }
+
+    public func invoices(orgID: UUID, limit: Int, after cursor: UUID?) async throws -> Page<Invoice> {
+        let rows = try await database.client.query("""
+            SELECT \(unescaped: Self.columns) FROM invoices
+            WHERE org_id = \(orgID) AND (\(cursor)::uuid IS NULL OR invoice_id < \(cursor))
+            ORDER BY invoice_id DESC LIMIT \(limit + 1)
+            """, logger: database.logger).collect()
+        var invoices = try await withLines(rows, orgID: orgID)
+        let hasMore = invoices.count > limit
+        if hasMore { invoices.removeLast() }
+        return Page(items: invoices, nextCursor: hasMore ? invoices.last?.id.idString : nil)
+    }
+
+    public func invoice(orgID: UUID, id: UUID) async throws -> Invoice? {
+        let rows = try await database.client.query("""
+            SELECT \(unescaped: Self.columns) FROM invoices WHERE org_id = \(orgID) AND invoice_id = \(id)
+            """, logger: database.logger).collect()
+        return try await withLines(rows, orgID: orgID).first
+    }
+
+    private func withLines(_ rows: [PostgresRow], orgID: UUID) async throws -> [Invoice] {
+        let headers = try rows.map(Self.decodeHeader)
+        guard !headers.isEmpty else { return [] }
+        var lines: [UUID: [InvoiceLine]] = [:]
+        let lineRows = try await database.client.query("""
+            SELECT invoice_id, description, quantity, unit_price, amount FROM invoice_lines
+            WHERE org_id = \(orgID) AND invoice_id = ANY(\(headers.map(\.id))) ORDER BY invoice_id, position
+            """, logger: database.logger).collect()
+        let currencies = Dictionary(uniqueKeysWithValues: headers.map { ($0.id, $0.currency) })
+        for row in lineRows {
+            let (id, description, quantity, unitPrice, amount) = try row.decode((UUID, String, Credits, MoneyMicros, MoneyMicros).self)
+            let currency = currencies[id]!
+            lines[id, default: []].append(InvoiceLine(description: description, quantity: quantity, unitPrice: unitPrice.money(currency), amount: amount.money(currency)))
+        }
+        return headers.map { header in
+            Invoice(id: header.id, number: header.number, kind: header.kind, status: header.status, currency: header.currency,
+                    lines: lines[header.id] ?? [], total: header.total, subscriptionID: header.subscriptionID,
+                    periodStart: header.periodStart, periodEnd: header.periodEnd, issuedAt: header.issuedAt, paidAt: header.paidAt,
+                    paymentReference: header.paymentReference, voidedAt: header.voidedAt, createdAt: header.createdAt)
+        }
+    }
+
+    static func decodeHeader(_ row: PostgresRow) throws -> Invoice {
+        let c = row.makeRandomAccess()
+        guard let currency = Currency.named(try c[4].decode(String.self)) else { throw PostgresDecodingError.Code.failure }
+        return Invoice(
+            id: try c[0].decode(UUID.self), number: try c[1].decode(Int64?.self),
+            kind: Invoice.Kind(rawValue: try c[2].decode(String.self)) ?? .subscription,
+            status: Invoice.Status(rawValue: try c[3].decode(String.self)) ?? .draft, currency: currency, lines: [],
+            total: try c[5].decode(MoneyMicros.self).money(currency), subscriptionID: try c[6].decode(UUID?.self),
+            periodStart: try c[7].decode(Instant?.self), periodEnd: try c[8].decode(Instant?.self), issuedAt: try c[9].decode(Instant?.self),
+            paidAt: try c[10].decode(Instant?.self), paymentReference: try c[11].decode(String?.self),
+            voidedAt: try c[12].decode(Instant?.self), createdAt: try c[13].decode(Instant.self)
+        )
+    }
+}
