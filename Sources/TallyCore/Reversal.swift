@@ -19,9 +19,10 @@ public struct SpentCredits: Sendable, Equatable {
 public struct ReversalPlan: Sendable, Equatable {
     /// Credits returned to the buckets they came from (those not expired).
     public let returns: [BurnDownPlan.Draw]
-    /// Credits whose bucket has expired: they come back as a new `refund` bucket.
+    /// Credits whose bucket has expired, and overage already invoiced: they come back as a new
+    /// `refund` bucket.
     public let refund: Credits
-    /// Overage credits taken back off the usage (not yet invoiced).
+    /// Overage credits taken back off the usage's draft overage invoice.
     public let overage: Credits
 
     public var total: Credits { returns.map(\.credits).sum() + refund + overage }
@@ -34,7 +35,7 @@ public struct ReversalPlan: Sendable, Equatable {
 /// order is fixed, the amount already reversed says exactly which credits went back already.
 public enum Reversal {
     public static func plan(
-        spent: SpentCredits, alreadyReversed: Credits, requested: Credits?, isExpired: (UUID) -> Bool
+        spent: SpentCredits, alreadyReversed: Credits, requested: Credits?, overageInvoiced: Bool = false, isExpired: (UUID) -> Bool
     ) throws(TallyError) -> ReversalPlan {
         let reversible = spent.total - alreadyReversed
         guard reversible.isPositive else {
@@ -68,6 +69,7 @@ public enum Reversal {
             guard take.isPositive else { continue }
             outstanding -= take
             switch part.bucketID {
+            case nil where overageInvoiced: refund += take
             case nil: overage += take
             case let bucketID? where isExpired(bucketID): refund += take
             case let bucketID?: returns.append(.init(bucketID: bucketID, credits: take))

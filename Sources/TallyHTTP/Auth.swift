@@ -66,10 +66,12 @@ extension TallyRequestContext {
 
 /// The organisation a request acts on, after access checks, and its time.
 struct OrgScope: Sendable {
-    let org: Organisation
+    let context: OrgContext
     let caller: AuthenticatedKey
     /// The organisation's "now": its test clock's time, or the real clock's.
     let now: Instant
+
+    var org: Organisation { context.org }
 }
 
 extension AppServices {
@@ -80,7 +82,7 @@ extension AppServices {
         let notFound = TallyError.notFound("The organisation")
         guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
         if caller.role != .platform && caller.orgID != id { throw notFound }
-        guard let context = try await stores.orgs.context(id) else { throw notFound }
+        guard var context = try await stores.orgs.context(id) else { throw notFound }
         guard caller.role.permits(role) else {
             throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
         }
@@ -89,7 +91,9 @@ extension AppServices {
         // billing cron never leaves an organisation without its new credits.
         if let dueAt = context.renewalDueAt, dueAt <= now {
             try await stores.subscriptions.catchUp(orgID: id, until: now)
+            guard let renewed = try await stores.orgs.context(id) else { throw notFound }
+            context = renewed
         }
-        return OrgScope(org: context.org, caller: caller, now: now)
+        return OrgScope(context: context, caller: caller, now: now)
     }
 }

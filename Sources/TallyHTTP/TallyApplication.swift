@@ -20,6 +20,7 @@ public enum TallyApplication {
         CreditsController(services: services).register(on: v1)
         CatalogController(services: services).register(on: v1)
         SubscriptionController(services: services).register(on: v1)
+        MoneyController(services: services).register(on: v1)
         return router
     }
 

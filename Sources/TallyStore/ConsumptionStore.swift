@@ -34,39 +34,60 @@ public struct ConsumptionStore: Sendable {
     /// own transaction, and the spend is tried once more.
     struct ExpiredHoldsPending: Error {}
 
+    /// Spends `spend.credits` now. `terms` say what the organisation allows beyond its credits
+    /// (overage at the plan's rate, up to a cap) and whether a low balance buys a pack.
     public func consume(
-        orgID: UUID, at now: Instant, _ spend: SpendRequest, claim: IdempotencyClaim?, render: ResponseRenderer<SpendOutcome>
+        orgID: UUID, at now: Instant, _ spend: SpendRequest, terms: SpendTerms = .strict, claim: IdempotencyClaim?,
+        render: ResponseRenderer<SpendOutcome>
     ) async throws -> StoredResponse {
         do {
-            return try await attempt(orgID: orgID, at: now, spend, claim: claim, render: render, mayFreeExpiredHolds: true)
+            return try await attempt(orgID: orgID, at: now, spend, terms: terms, claim: claim, render: render, mayFreeExpiredHolds: true)
         } catch is ExpiredHoldsPending {
             try await reservations.releaseExpired(.org(orgID), at: now)
-            return try await attempt(orgID: orgID, at: now, spend, claim: claim, render: render, mayFreeExpiredHolds: false)
+            return try await attempt(orgID: orgID, at: now, spend, terms: terms, claim: claim, render: render, mayFreeExpiredHolds: false)
         }
     }
 
     private func attempt(
-        orgID: UUID, at now: Instant, _ spend: SpendRequest, claim: IdempotencyClaim?,
+        orgID: UUID, at now: Instant, _ spend: SpendRequest, terms: SpendTerms, claim: IdempotencyClaim?,
         render: ResponseRenderer<SpendOutcome>, mayFreeExpiredHolds: Bool
     ) async throws -> StoredResponse {
-        try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
-            let buckets = try await BucketQueries.lockSpendable(orgID: orgID, at: now, on: connection, logger: database.logger)
+        let logger = database.logger
+        return try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
+            let buckets = try await BucketQueries.lockSpendable(orgID: orgID, at: now, on: connection, logger: logger)
             var balance = SpendableBalance(buckets: buckets, at: now)
             let plan: BurnDownPlan
             do {
                 plan = spend.credits.isZero ? .nothing : try balance.spend(spend.credits)
             } catch {
-                if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: database.logger) {
+                if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: logger) {
                     throw ExpiredHoldsPending()
                 }
-                throw error
+                guard let overage = terms.overage, let period = terms.period else { throw error }
+                let incurred = try await PeriodBilling.lockOverageIncurred(period, orgID: orgID, on: connection, logger: logger)
+                try OverageRules.check(needed: spend.credits - balance.available, incurred: incurred, cap: overage.capCredits)
+                plan = try balance.spend(spend.credits, allowOverage: true)
             }
             let entryID = UUID.v7(at: now)
+            var invoiceID: UUID?
+            if plan.overage.isPositive, let overage = terms.overage, let period = terms.period {
+                invoiceID = try await PeriodBilling.accumulateOverage(plan.overage, rate: overage.rate, period: period, orgID: orgID,
+                                                                     at: now, on: connection, logger: logger)
+            }
             var write = LedgerWrite(orgID: orgID)
-            write.add(.init(id: entryID, type: .usage, usage: spend.usage, createdAt: now),
+            write.add(.init(id: entryID, type: .usage, overageCredits: plan.overage, usage: spend.usage, invoiceID: invoiceID, createdAt: now),
                       postings: plan.draws.map { ($0.bucketID, -$0.credits) })
+            if terms.period != nil {
+                PeriodBilling.count(used: spend.credits, overage: plan.overage, at: now, orgID: orgID, into: &write)
+            }
+            var availableAfter = balance.available
+            if let autoTopUp = terms.autoTopUp,
+               let bought = try await PurchaseStore.autoTopUp(autoTopUp, availableAfter: availableAfter, orgID: orgID, triggeredBy: entryID,
+                                                             at: now, into: &write, on: connection, logger: logger) {
+                availableAfter += bought.credits
+            }
             let outcome = SpendOutcome(entryID: entryID, credits: spend.credits, overageCredits: plan.overage,
-                                       availableAfter: balance.available, drawn: plan.draws, createdAt: now)
+                                       availableAfter: availableAfter, drawn: plan.draws, createdAt: now)
             return (outcome, write)
         }
     }

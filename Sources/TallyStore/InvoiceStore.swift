@@ -124,3 +124,62 @@ public struct InvoiceStore: Sendable {
         )
     }
 }
+
+extension InvoiceStore {
+    /// Marks an open invoice paid with the payment's external reference. Paying again with the
+    /// same reference is a no-op (idempotent); with another, a conflict.
+    public func pay(orgID: UUID, invoiceID: UUID, reference: String, at now: Instant) async throws -> Invoice {
+        try await database.transaction { connection in
+            let (status, paidReference) = try await lock(orgID: orgID, invoiceID: invoiceID, on: connection)
+            switch status {
+            case .open:
+                try await connection.query("""
+                    UPDATE invoices SET status = 'paid', paid_at = \(now), payment_reference = \(reference)
+                    WHERE org_id = \(orgID) AND invoice_id = \(invoiceID)
+                    """, logger: database.logger)
+            case .paid where paidReference == reference:
+                break
+            case .paid:
+                throw TallyError.conflict("invoice_already_paid", "The invoice was already paid with another reference.")
+            case .draft:
+                throw TallyError.conflict("invoice_not_open", "A draft invoice is not payable until it is finalized.")
+            case .void:
+                throw TallyError.conflict("invoice_void", "The invoice is void.")
+            }
+        }
+        return try await committed(orgID: orgID, invoiceID: invoiceID)
+    }
+
+    /// Voids an open or draft invoice (a paid one stays paid: corrections are new invoices).
+    /// Voiding a void invoice is a no-op.
+    public func void(orgID: UUID, invoiceID: UUID, at now: Instant) async throws -> Invoice {
+        try await database.transaction { connection in
+            let (status, _) = try await lock(orgID: orgID, invoiceID: invoiceID, on: connection)
+            switch status {
+            case .open, .draft:
+                try await connection.query("""
+                    UPDATE invoices SET status = 'void', voided_at = \(now) WHERE org_id = \(orgID) AND invoice_id = \(invoiceID)
+                    """, logger: database.logger)
+            case .void:
+                break
+            case .paid:
+                throw TallyError.conflict("invoice_paid", "A paid invoice cannot be voided; issue a correction instead.")
+            }
+        }
+        return try await committed(orgID: orgID, invoiceID: invoiceID)
+    }
+
+    private func lock(orgID: UUID, invoiceID: UUID, on connection: PostgresConnection) async throws -> (Invoice.Status, String?) {
+        let rows = try await connection.query("""
+            SELECT status, payment_reference FROM invoices WHERE org_id = \(orgID) AND invoice_id = \(invoiceID) FOR UPDATE
+            """, logger: database.logger).collect()
+        guard let row = rows.first else { throw TallyError.notFound("The invoice") }
+        let (status, reference) = try row.decode((String, String?).self)
+        return (Invoice.Status(rawValue: status) ?? .draft, reference)
+    }
+
+    private func committed(orgID: UUID, invoiceID: UUID) async throws -> Invoice {
+        guard let invoice = try await invoice(orgID: orgID, id: invoiceID) else { throw TallyError.notFound("The invoice") }
+        return invoice
+    }
+}

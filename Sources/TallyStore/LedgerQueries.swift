@@ -9,13 +9,15 @@ public struct Balance: Sendable, Equatable {
     /// Held by active, unexpired reservations.
     public let reserved: Credits
     public let buckets: [CreditBucket]
+    /// The live subscription period's usage, when there is one.
+    public var period: PeriodUsage? = nil
 }
 
 /// Reads of the ledger: balances and entries. Nothing here locks or writes.
 public struct LedgerQueries: Sendable {
     let database: Database
 
-    public func balance(orgID: UUID, at now: Instant) async throws -> Balance {
+    public func balance(orgID: UUID, at now: Instant, period live: LivePeriod? = nil) async throws -> Balance {
         let logger = database.logger
         // Holds past their expiry free themselves: their credits count as available even before
         // the job has released them (when their buckets are still spendable).
@@ -32,7 +34,19 @@ public struct LedgerQueries: Sendable {
             """, logger: logger).collect()
         let (reserved, freed) = try totals[0].decode((Credits, Credits).self)
         let buckets = try await BucketQueries.spendable(orgID: orgID, at: now, on: database.client, logger: logger)
-        return Balance(available: BurnDown.available(in: buckets, at: now) + freed, reserved: reserved, buckets: buckets)
+        var balance = Balance(available: BurnDown.available(in: buckets, at: now) + freed, reserved: reserved, buckets: buckets)
+        if let live {
+            balance.period = try await periodUsage(orgID: orgID, period: live)
+        }
+        return balance
+    }
+
+    public func periodUsage(orgID: UUID, period: LivePeriod) async throws -> PeriodUsage {
+        let rows = try await database.client.query("""
+            SELECT allocation, used_credits, overage_credits FROM usage_periods WHERE org_id = \(orgID) AND period_start = \(period.start)
+            """, logger: database.logger).collect()
+        let (allocation, used, overage) = try rows.first?.decode((Credits, Credits, Credits).self) ?? (period.allocation, .zero, .zero)
+        return PeriodUsage(start: period.start, end: period.end, allocation: allocation, used: used, overage: overage)
     }
 
     public struct EntryFilter: Sendable {

@@ -57,6 +57,31 @@ public struct LedgerVerifier: Sendable {
             let (org, reservation, credits, taken) = try row.decode((UUID, UUID, Credits, Credits).self)
             mismatches.append(Mismatch(orgID: org, subject: "reservation \(reservation.idString)", detail: "holds \(credits) but its hold entry took \(taken)"))
         }
+        // An invoice's total is the sum of its lines, and each line is quantity x unit price
+        // rounded to the currency's minor unit.
+        let invoices = try await database.client.query("""
+            SELECT i.org_id, i.invoice_id, i.currency, i.total, coalesce(sum(l.amount), 0)::numeric(20,6)
+            FROM invoices i LEFT JOIN invoice_lines l ON l.org_id = i.org_id AND l.invoice_id = i.invoice_id
+            GROUP BY i.org_id, i.invoice_id
+            HAVING i.total <> coalesce(sum(l.amount), 0)
+            """, logger: logger).collect()
+        for row in invoices {
+            let (org, invoice, currency, total, lines) = try row.decode((UUID, UUID, String, MoneyMicros, MoneyMicros).self)
+            mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString)",
+                                       detail: "total \(DecimalText.format(total.micros, scale: 6)) \(currency) but its lines sum to \(DecimalText.format(lines.micros, scale: 6))"))
+        }
+        let lines = try await database.client.query("""
+            SELECT l.org_id, l.invoice_id, l.position, i.currency, l.quantity, l.unit_price, l.amount
+            FROM invoice_lines l JOIN invoices i ON i.org_id = l.org_id AND i.invoice_id = l.invoice_id
+            """, logger: logger)
+        for try await (org, invoice, position, currencyCode, quantity, unitPrice, amount) in lines.decode((UUID, UUID, Int, String, Credits, MoneyMicros, MoneyMicros).self) {
+            guard let currency = Currency.named(currencyCode) else { continue }
+            let expected = InvoiceLine(description: "", quantity: quantity, unitPrice: unitPrice.money(currency)).amount
+            if expected.micros != amount.micros {
+                mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString) line \(position)",
+                                           detail: "amount \(amount.money(currency).amountText) but \(quantity) x \(unitPrice.money(currency).amountText) is \(expected.amountText)"))
+            }
+        }
         return mismatches
     }
 }

@@ -15,6 +15,8 @@ struct LedgerWrite {
         var reason: String?
         var relatedEntryID: UUID?
         var reservationID: UUID?
+        /// The draft overage invoice a spend's overage went onto.
+        var invoiceID: UUID?
         let createdAt: Instant
     }
 
@@ -100,13 +102,13 @@ struct LedgerWrite {
                     sql.bind(entry.overageCredits), sql.bind(entry.usage.operation), sql.bind(entry.usage.quantity),
                     sql.bind(entry.usage.params) + "::jsonb", sql.bind(entry.usage.eventID), sql.bind(entry.usage.eventName),
                     sql.bind(entry.usage.actor), sql.bind(entry.usage.metadata) + "::jsonb", sql.bind(entry.reason),
-                    sql.bind(entry.relatedEntryID), sql.bind(entry.reservationID), sql.bind(entry.createdAt),
+                    sql.bind(entry.relatedEntryID), sql.bind(entry.reservationID), sql.bind(entry.invoiceID), sql.bind(entry.createdAt),
                 ]
                 return "(" + values.joined(separator: ", ") + ")"
             }
             parts.append("""
                 new_entries AS (INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity,
-                    params, event_id, event_name, actor, metadata, reason, related_entry_id, reservation_id, created_at)
+                    params, event_id, event_name, actor, metadata, reason, related_entry_id, reservation_id, invoice_id, created_at)
                 VALUES \(rows.joined(separator: ", ")))
                 """)
         }

@@ -9,7 +9,13 @@ public struct OrgContext: Sendable, Equatable {
     /// The frozen time of the organisation's test clock; nil on the real clock.
     public let clockTime: Instant?
     /// When the live subscription's period ends: at or after this, renewal is due.
-    public let renewalDueAt: Instant?
+    public var renewalDueAt: Instant? { period?.end }
+    public let settings: OrgSettings
+    /// The live subscription's current period and plan terms.
+    public let period: LivePeriod?
+
+    /// What a spend may do beyond the credits.
+    public var spendTerms: SpendTerms { SpendTerms(period: period, settings: settings) }
 }
 
 /// Which organisations a job looks at.
@@ -79,19 +85,99 @@ public struct OrgStore: Sendable {
         try await context(id)?.org
     }
 
-    /// The organisation, its clock's time and when its renewal falls due, in one query.
+    /// The organisation, its clock's time, its settings and its live period, in one query.
     public func context(_ id: UUID) async throws -> OrgContext? {
         let rows = try await database.client.query("""
-            SELECT o.org_id, o.name, o.external_id, o.timezone, o.test_clock_id, o.created_at, c.frozen_time, s.current_period_end
+            SELECT o.org_id, o.name, o.external_id, o.timezone, o.test_clock_id, o.created_at, c.frozen_time,
+                   o.overage_protection, o.overage_cap_credits, o.auto_topup_enabled, o.auto_topup_threshold, o.auto_topup_pack,
+                   o.last_auto_topup_at, o.alert_thresholds_percent,
+                   s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
+                   p.overage_allowed, p.overage_rate, p.currency, p.price
             FROM orgs o
             LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
             LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
+            LEFT JOIN plans p ON p.code = s.plan_code
             WHERE o.org_id = \(id)
             """, logger: database.logger).collect()
         guard let row = rows.first else { return nil }
-        let (orgID, name, externalID, timezone, clockID, createdAt, clockTime, dueAt) =
-            try row.decode((UUID, String, String?, String, UUID?, Instant, Instant?, Instant?).self)
-        let org = Organisation(id: orgID, name: name, externalID: externalID, timezone: timezone, testClockID: clockID, createdAt: createdAt)
-        return OrgContext(org: org, clockTime: clockTime, renewalDueAt: dueAt)
+        let c = row.makeRandomAccess()
+        let org = Organisation(id: try c[0].decode(UUID.self), name: try c[1].decode(String.self), externalID: try c[2].decode(String?.self),
+                               timezone: try c[3].decode(String.self), testClockID: try c[4].decode(UUID?.self), createdAt: try c[5].decode(Instant.self))
+        let settings = OrgSettings(
+            overageProtection: try c[7].decode(Bool.self), overageCapCredits: try c[8].decode(Credits?.self),
+            autoTopUp: .init(enabled: try c[9].decode(Bool.self), thresholdCredits: try c[10].decode(Credits?.self), packCode: try c[11].decode(String?.self)),
+            lastAutoTopUpAt: try c[12].decode(Instant?.self), alertThresholdsPercent: try c[13].decode([Int].self)
+        )
+        var period: LivePeriod?
+        if let subscriptionID = try c[14].decode(UUID?.self), let currency = Currency.named(try c[22].decode(String.self)) {
+            let overageRate = try c[20].decode(Bool.self) ? try c[21].decode(MoneyMicros?.self)?.money(currency) : nil
+            let allocation = try c[19].decode(Credits.self)
+            let price = try c[23].decode(MoneyMicros.self).money(currency)
+            period = LivePeriod(subscriptionID: subscriptionID, planCode: try c[17].decode(String.self), planName: try c[18].decode(String.self),
+                                start: try c[15].decode(Instant.self), end: try c[16].decode(Instant.self), allocation: allocation,
+                                overageRate: overageRate, costPerCredit: price.perCredit(of: allocation, decimalPlaces: 4, .halfAwayFromZero))
+        }
+        return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period)
+    }
+}
+
+/// A change to an organisation's settings: absent fields stay, `null` clears.
+public struct SettingsPatch: Sendable {
+    public enum Field<Value: Sendable>: Sendable {
+        case unchanged
+        case cleared
+        case set(Value)
+    }
+
+    public var overageProtection: Bool?
+    public var overageCapCredits: Field<Credits> = .unchanged
+    public var autoTopUpEnabled: Bool?
+    public var autoTopUpThreshold: Field<Credits> = .unchanged
+    public var autoTopUpPack: Field<String> = .unchanged
+    public var alertThresholdsPercent: [Int]?
+
+    public init() {}
+}
+
+extension OrgStore {
+    public func updateSettings(orgID: UUID, _ patch: SettingsPatch) async throws -> OrgSettings {
+        func parts<T>(_ field: SettingsPatch.Field<T>) -> (Bool, T?) {
+            switch field {
+            case .unchanged: (false, nil)
+            case .cleared: (true, nil)
+            case .set(let value): (true, value)
+            }
+        }
+        let (capSet, cap) = parts(patch.overageCapCredits)
+        let (thresholdSet, threshold) = parts(patch.autoTopUpThreshold)
+        let (packSet, pack) = parts(patch.autoTopUpPack)
+        do {
+            try await database.client.query("""
+                UPDATE orgs SET
+                    overage_protection = coalesce(\(patch.overageProtection), overage_protection),
+                    overage_cap_credits = CASE WHEN \(capSet) THEN \(cap) ELSE overage_cap_credits END,
+                    auto_topup_enabled = coalesce(\(patch.autoTopUpEnabled), auto_topup_enabled),
+                    auto_topup_threshold = CASE WHEN \(thresholdSet) THEN \(threshold) ELSE auto_topup_threshold END,
+                    auto_topup_pack = CASE WHEN \(packSet) THEN \(pack) ELSE auto_topup_pack END,
+                    alert_thresholds_percent = coalesce(\(patch.alertThresholdsPercent)::integer[], alert_thresholds_percent)
+                WHERE org_id = \(orgID)
+                """, logger: database.logger)
+        } catch let error as PSQLError where error.sqlState == SQLState.foreignKeyViolation {
+            throw TallyError.validation("There is no credit pack '\(pack ?? "")'.", field: "auto_topup.pack")
+        } catch let error as PSQLError where error.sqlState == SQLState.checkViolation {
+            throw TallyError.validation("Auto top-up needs threshold_credits and a pack when enabled.", field: "auto_topup")
+        }
+        guard let settings = try await context(orgID)?.settings else { throw TallyError.notFound("The organisation") }
+        return settings
+    }
+
+    /// The latest auto top-up attempt, for the settings view.
+    public func lastAutoTopUp(orgID: UUID) async throws -> (status: String, error: String?, at: Instant, invoiceID: UUID?)? {
+        let rows = try await database.client.query("""
+            SELECT status, error, created_at, invoice_id FROM auto_topups WHERE org_id = \(orgID) ORDER BY created_at DESC LIMIT 1
+            """, logger: database.logger).collect()
+        guard let row = rows.first else { return nil }
+        let (status, error, at, invoiceID) = try row.decode((String, String?, Instant, UUID?).self)
+        return (status, error, at, invoiceID)
     }
 }

@@ -76,6 +76,7 @@ extension SubscriptionStore {
             write.grant(.planAllocation, credits: change.allocation, effectiveAt: now, expiresAt: change.allocationExpiresAt, at: now,
                         reason: "\(plan.name): plan change", subscriptionID: subscription.id, periodStart: change.newPeriod.start)
         }
+        PeriodBilling.openPeriod(change.newPeriod, subscriptionID: subscription.id, allocation: change.allocation, orgID: orgID, into: &write)
         write.with { sql in
             """
             UPDATE subscriptions SET plan_code = \(sql.bind(plan.code)), scheduled_plan_code = NULL, cancel_at_period_end = false,
@@ -85,6 +86,8 @@ extension SubscriptionStore {
             """
         }
         try await write.execute(on: connection, logger: logger)
+        try await PeriodBilling.finalizeOverage(subscriptionID: subscription.id, periodStart: subscription.period.start, orgID: orgID,
+                                                at: now, on: connection, logger: logger)
         let invoice = try await Self.charge(plan, for: subscription.id, period: change.newPeriod, orgID: orgID, at: now, on: connection, logger: logger)
         let changed = Subscription(id: subscription.id, orgID: orgID, planCode: plan.code, status: .active, anchor: now, period: change.newPeriod,
                                    cancelAtPeriodEnd: false, scheduledPlanCode: nil, createdAt: subscription.createdAt, canceledAt: nil)

@@ -39,10 +39,13 @@ public struct ReversalStore: Sendable {
             let logger = database.logger
             // Locking the usage entry serialises reversals of the same usage.
             let rows = try await connection.query("""
-                SELECT type, overage_credits FROM ledger_entries
-                WHERE org_id = \(orgID) AND entry_id = \(request.usageEntryID) FOR UPDATE
+                SELECT e.type, e.overage_credits, e.created_at, e.invoice_id, i.status, i.subscription_id, i.period_start, i.period_end
+                FROM ledger_entries e LEFT JOIN invoices i ON i.org_id = e.org_id AND i.invoice_id = e.invoice_id
+                WHERE e.org_id = \(orgID) AND e.entry_id = \(request.usageEntryID) FOR UPDATE OF e
                 """, logger: logger).collect()
-            guard let row = rows.first, let (type, overage) = try? row.decode((String, Credits).self), type == LedgerEntryType.usage.rawValue else {
+            guard let row = rows.first, let (type, overage, usedAt, invoiceID, invoiceStatus, subscriptionID, periodStart, periodEnd) =
+                    try? row.decode((String, Credits, Instant, UUID?, String?, UUID?, Instant?, Instant?).self),
+                  type == LedgerEntryType.usage.rawValue else {
                 throw TallyError.notFound("The usage entry")
             }
             let draws = try await BucketQueries.draws(ofEntry: request.usageEntryID, orgID: orgID, on: connection, logger: logger)
@@ -53,14 +56,25 @@ public struct ReversalStore: Sendable {
             let alreadyReversed = try reversedRows[0].decode(Credits.self)
             let buckets = try await BucketQueries.lock(orgID: orgID, ids: draws.map(\.bucketID), on: connection, logger: logger)
             let expired = Set(buckets.filter { $0.isExpired(at: now) }.map(\.id))
+            // Overage still on its draft invoice is taken back off it; once invoiced, it comes back as credits.
+            let overageInvoiced = invoiceID != nil && invoiceStatus != Invoice.Status.draft.rawValue
             let plan = try Reversal.plan(spent: SpentCredits(draws: draws, overage: overage), alreadyReversed: alreadyReversed,
-                                         requested: request.credits, isExpired: { expired.contains($0) })
+                                         requested: request.credits, overageInvoiced: overageInvoiced, isExpired: { expired.contains($0) })
+            if plan.overage.isPositive, let subscriptionID, let periodStart, let periodEnd {
+                // The same order as a spend's: the period's counters, then its overage invoice.
+                try await connection.query("""
+                    SELECT 1 FROM usage_periods WHERE org_id = \(orgID) AND period_start = \(periodStart) FOR UPDATE
+                    """, logger: logger)
+                try await PeriodBilling.adjustOverage(by: -plan.overage, rate: nil, subscriptionID: subscriptionID, periodStart: periodStart,
+                                                      periodEnd: periodEnd, orgID: orgID, at: now, on: connection, logger: logger)
+            }
 
             let entryID = UUID.v7(at: now)
             var write = LedgerWrite(orgID: orgID)
             write.add(.init(id: entryID, type: .reversal, overageCredits: -plan.overage, usage: UsageDetails(actor: request.actor),
                             reason: request.reason, relatedEntryID: request.usageEntryID, createdAt: now),
                       postings: plan.returns.map { ($0.bucketID, $0.credits) })
+            PeriodBilling.count(used: -plan.total, overage: -plan.overage, at: usedAt, orgID: orgID, into: &write)
             var refundBucketID: UUID?
             if plan.refund.isPositive {
                 let bucketID = UUID.v7(at: now)

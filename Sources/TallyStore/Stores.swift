@@ -18,6 +18,7 @@ public struct Stores: Sendable {
     public let invoices: InvoiceStore
     public let expiry: ExpiryStore
     public let testClocks: TestClockStore
+    public let purchases: PurchaseStore
 
     public init(database: Database) {
         self.database = database
@@ -34,5 +35,6 @@ public struct Stores: Sendable {
         self.invoices = InvoiceStore(database: database)
         self.expiry = ExpiryStore(database: database)
         self.testClocks = TestClockStore(database: database)
+        self.purchases = PurchaseStore(database: database, catalog: catalog, subscriptions: subscriptions)
     }
 }

@@ -81,6 +81,7 @@ extension SubscriptionStore {
                                 at: boundary, reason: "\(incoming.name): period \(nextPeriod.index + 1)", subscriptionID: subscriptionID,
                                 periodStart: nextPeriod.start)
                 }
+                PeriodBilling.openPeriod(nextPeriod, subscriptionID: subscriptionID, allocation: renewal.allocation, orgID: orgID, into: &write)
                 write.with { sql in
                     """
                     UPDATE subscriptions SET plan_code = \(sql.bind(incoming.code)), scheduled_plan_code = NULL, anchor_at = \(sql.bind(anchor)),
@@ -98,6 +99,9 @@ extension SubscriptionStore {
                 }
             }
             try await write.execute(on: connection, logger: logger)
+            // The ended period's overage is invoiced first, then the new period's charge.
+            try await PeriodBilling.finalizeOverage(subscriptionID: subscriptionID, periodStart: subscription.period.start, orgID: orgID,
+                                                    at: boundary, on: connection, logger: logger)
             if let nextPeriod {
                 try await Self.charge(incoming, for: subscriptionID, period: nextPeriod, orgID: orgID, at: boundary, on: connection, logger: logger)
             }

@@ -60,6 +60,7 @@ public struct SubscriptionStore: Sendable {
                             expiresAt: plan.creditsExpiry(grantedAt: start, periodEnd: period.end), at: start,
                             reason: "\(plan.name): first period", subscriptionID: subscription.id, periodStart: period.start)
             }
+            PeriodBilling.openPeriod(period, subscriptionID: subscription.id, allocation: plan.creditsPerPeriod, orgID: orgID, into: &write)
             try await write.execute(on: connection, logger: database.logger)
             let invoice = try await Self.charge(plan, for: subscription.id, period: period, orgID: orgID, at: start, on: connection, logger: database.logger)
             return Started(subscription: subscription, plan: plan, invoice: invoice)
@@ -108,6 +109,8 @@ public struct SubscriptionStore: Sendable {
             let credits = try await Self.lockPlanCredits(orgID: orgID, subscriptionID: subscription.id, endingAt: nil, on: connection, logger: database.logger).credits
             Self.expire(credits, at: now, reason: "subscription canceled", into: &write)
             try await write.execute(on: connection, logger: database.logger)
+            try await PeriodBilling.finalizeOverage(subscriptionID: subscription.id, periodStart: subscription.period.start, orgID: orgID,
+                                                    at: now, on: connection, logger: database.logger)
             let rows = try await connection.query("""
                 UPDATE subscriptions s SET status = 'canceled', canceled_at = \(now), cancel_at_period_end = false, scheduled_plan_code = NULL
                 WHERE s.org_id = \(orgID) AND s.subscription_id = \(subscription.id) RETURNING \(unescaped: Self.columns)

@@ -170,3 +170,46 @@ let now = Instant(secondsSinceEpoch: 1000)
         if let first = result.captured.first { #expect(first.bucketID == a) }
     }
 }
+
+@Suite struct OverageRulesTests {
+    @Test func theCapAllowsUpToItAndRefusesBeyond() throws {
+        try OverageRules.check(needed: Credits(5), incurred: Credits(95), cap: Credits(100))
+        try OverageRules.check(needed: Credits(500), incurred: Credits(95), cap: nil)
+        do {
+            try OverageRules.check(needed: try Credits(parsing: "5.0001"), incurred: Credits(95), cap: Credits(100))
+            Issue.record("beyond the cap must be refused")
+        } catch let error as TallyError {
+            #expect(error.code == "overage_cap_reached")
+            #expect(error.kind == .paymentRequired)
+        }
+    }
+
+    @Test func theSeedOverageLines() throws {
+        let rate = try Money(parsing: "0.10", currency: .usd, maximumDecimalPlaces: 6)
+        #expect(OverageRules.line(credits: try Credits(parsing: "4.1"), rate: rate).amount.amountText == "0.41")
+        #expect(OverageRules.line(credits: try Credits(parsing: "2.1"), rate: rate).amount.amountText == "0.21")
+        #expect(OverageRules.line(credits: try Credits(parsing: "6.2"), rate: rate).amount.amountText == "0.62")
+    }
+
+    @Test func protectionOrAPlanWithoutOverageMeansNoOverage() {
+        let period = LivePeriod(subscriptionID: UUID(), planCode: "p", planName: "P", start: now, end: now.adding(days: 30),
+                                allocation: Credits(100), overageRate: Money(micros: 100_000, currency: .usd))
+        let off = OrgSettings(overageProtection: false, overageCapCredits: Credits(50), autoTopUp: .init(enabled: false, thresholdCredits: nil, packCode: nil), lastAutoTopUpAt: nil)
+        #expect(SpendTerms(period: period, settings: off).overage?.capCredits == Credits(50))
+        #expect(SpendTerms(period: period, settings: .defaults).overage == nil)
+        let noOveragePlan = LivePeriod(subscriptionID: UUID(), planCode: "p", planName: "P", start: now, end: now, allocation: .zero, overageRate: nil)
+        #expect(SpendTerms(period: noOveragePlan, settings: off).overage == nil)
+        #expect(SpendTerms(period: nil, settings: off).overage == nil)
+    }
+
+    @Test func invoicedOverageComesBackAsRefundCredits() throws {
+        let a = UUID()
+        let spent = SpentCredits(draws: [.init(bucketID: a, credits: Credits(2))], overage: try Credits(parsing: "2.1"))
+        let drafted = try Reversal.plan(spent: spent, alreadyReversed: .zero, requested: nil, isExpired: { _ in false })
+        #expect(drafted.overage == (try Credits(parsing: "2.1")))
+        let invoiced = try Reversal.plan(spent: spent, alreadyReversed: .zero, requested: nil, overageInvoiced: true, isExpired: { _ in false })
+        #expect(invoiced.overage == .zero)
+        #expect(invoiced.refund == (try Credits(parsing: "2.1")))
+        #expect(invoiced.returns == [.init(bucketID: a, credits: Credits(2))])
+    }
+}

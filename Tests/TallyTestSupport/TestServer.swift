@@ -45,6 +45,9 @@ public struct TestServer: Sendable {
                 let port = try await portBox.wait()
                 var configuration = HTTPClient.Configuration()
                 configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+                // Requests queue for one of the 64 connections; on a busy 2-core machine a burst
+                // of a thousand may wait longer than the default 10 s for one.
+                configuration.timeout = .init(connect: .seconds(120), read: .seconds(120))
                 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
                 let server = TestServer(port: port, client: client, stores: stores, clock: clock, http: http)
                 let result: Result<T, any Error>

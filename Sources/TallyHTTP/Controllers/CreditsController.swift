@@ -11,8 +11,8 @@ struct CreditsController {
     func register(on v1: RouterGroup<TallyRequestContext>) {
         v1.get("/orgs/{org}/balance") { _, context in
             let scope = try await services.orgScope(context)
-            let balance = try await services.stores.ledger.balance(orgID: scope.org.id, at: scope.now)
-            return try Response.json(BalanceResponse(balance))
+            let balance = try await services.stores.ledger.balance(orgID: scope.org.id, at: scope.now, period: scope.context.period)
+            return try Response.json(BalanceResponse(balance, costPerCredit: scope.context.period?.costPerCredit))
         }
         v1.post("/orgs/{org}/grants") { request, context in
             try await grant(request, context)
@@ -64,7 +64,8 @@ struct CreditsController {
         let spend = try await services.price(body, scope: scope)
         let claim = try Idempotency.claim(request, body: json, required: true)
         let stored = try await services.stores.consumption.consume(
-            orgID: scope.org.id, at: scope.now, spend, claim: claim, render: Idempotency.renderer(SpendResponse.init)
+            orgID: scope.org.id, at: scope.now, spend, terms: scope.context.spendTerms, claim: claim,
+            render: Idempotency.renderer(SpendResponse.init)
         )
         return Idempotency.response(stored)
     }
@@ -162,11 +163,45 @@ struct BalanceResponse: Encodable {
     let available: Credits
     let reserved: Credits
     let buckets: [BucketDTO]
+    let period: PeriodUsageDTO?
+    let costPerCredit: MoneyDTO?
 
-    init(_ balance: Balance) {
+    enum CodingKeys: String, CodingKey {
+        case available, reserved, buckets, period
+        case costPerCredit = "cost_per_credit"
+    }
+
+    init(_ balance: Balance, costPerCredit: Money?) {
         available = balance.available
         reserved = balance.reserved
         buckets = balance.buckets.map(BucketDTO.init)
+        period = balance.period.map(PeriodUsageDTO.init)
+        self.costPerCredit = costPerCredit.map(MoneyDTO.init)
+    }
+}
+
+/// `{"start", "end", "allocation", "used", "used_percent", "overage_credits"}`.
+struct PeriodUsageDTO: Encodable {
+    let start: Instant
+    let end: Instant
+    let allocation: Credits
+    let used: Credits
+    let usedPercent: String?
+    let overageCredits: Credits
+
+    enum CodingKeys: String, CodingKey {
+        case start, end, allocation, used
+        case usedPercent = "used_percent"
+        case overageCredits = "overage_credits"
+    }
+
+    init(_ usage: PeriodUsage) {
+        start = usage.start
+        end = usage.end
+        allocation = usage.allocation
+        used = usage.used
+        usedPercent = usage.usedPercent
+        overageCredits = usage.overage
     }
 }
 

@@ -24,7 +24,11 @@ struct SubscriptionController {
             guard let subscription = try await subscriptions.current(orgID: scope.org.id) else {
                 throw TallyError.notFound("The subscription")
             }
-            return try Response.json(SubscriptionResponse(subscription, plan: try await services.stores.catalog.plan(subscription.planCode)))
+            var usage: PeriodUsage?
+            if let live = scope.context.period {
+                usage = try await services.stores.ledger.periodUsage(orgID: scope.org.id, period: live)
+            }
+            return try Response.json(SubscriptionResponse(subscription, plan: try await services.stores.catalog.plan(subscription.planCode), usage: usage))
         }
         v1.post("/orgs/{org}/subscription/change") { request, context in
             let scope = try await services.orgScope(context, role: .admin)

@@ -49,6 +49,8 @@ struct SubscriptionResponse: Encodable {
     let cancelAtPeriodEnd: Bool
     let scheduledChange: ScheduledChangeDTO?
     let costPerCredit: MoneyDTO?
+    /// The current period's usage (live subscriptions).
+    let usage: PeriodUsageDTO?
     let createdAt: Instant
     let canceledAt: Instant?
 
@@ -63,11 +65,13 @@ struct SubscriptionResponse: Encodable {
         case cancelAtPeriodEnd = "cancel_at_period_end"
         case scheduledChange = "scheduled_change"
         case costPerCredit = "cost_per_credit"
+        case usage
         case createdAt = "created_at"
         case canceledAt = "canceled_at"
     }
 
-    init(_ subscription: Subscription, plan: Plan?) {
+    init(_ subscription: Subscription, plan: Plan?, usage: PeriodUsage? = nil) {
+        self.usage = usage.map(PeriodUsageDTO.init)
         id = subscription.id
         self.plan = subscription.planCode
         planName = plan?.name

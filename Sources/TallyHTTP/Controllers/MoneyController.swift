@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import TallyCore
+import TallyJSON
+import TallyStore
+
+/// Purchases, invoice payment and voiding, and organisation settings.
+struct MoneyController {
+    let services: AppServices
+
+    struct PurchaseBody: Decodable {
+        let pack: String?
+        let credits: Credits?
+    }
+
+    struct PurchaseResponse: Encodable {
+        let bucketID: UUID
+        let entryID: UUID
+        let credits: Credits
+        let expiresAt: Instant?
+        let invoice: InvoiceResponse
+
+        enum CodingKeys: String, CodingKey {
+            case bucketID = "bucket_id"
+            case entryID = "entry_id"
+            case credits
+            case expiresAt = "expires_at"
+            case invoice
+        }
+
+        init(_ outcome: PurchaseOutcome) {
+            bucketID = outcome.bucketID
+            entryID = outcome.entryID
+            credits = outcome.credits
+            expiresAt = outcome.expiresAt
+            invoice = InvoiceResponse(outcome.invoice)
+        }
+    }
+
+    struct PayBody: Decodable {
+        let reference: String
+    }
+
+    func register(on v1: RouterGroup<TallyRequestContext>) {
+        v1.post("/orgs/{org}/purchases") { request, context in
+            let scope = try await services.orgScope(context, role: .admin)
+            var request = request
+            let json = try await request.jsonBody(context: context)
+            let body = try StrictJSONDecoder.decode(PurchaseBody.self, from: json)
+            let item: PurchaseRequest.Item
+            switch (body.pack, body.credits) {
+            case (let pack?, nil): item = .pack(pack)
+            case (nil, let credits?):
+                try Validate.positive(credits)
+                item = .credits(credits)
+            default: throw TallyError.validation("Send either pack or credits.", field: "pack")
+            }
+            let claim = try Idempotency.claim(request, body: json, required: true)
+            let stored = try await services.stores.purchases.purchase(orgID: scope.org.id, at: scope.now, PurchaseRequest(item), claim: claim,
+                                                                      render: Idempotency.renderer(PurchaseResponse.init))
+            return Idempotency.response(stored)
+        }
+        // Payments are recorded by the operator's billing integration, never by the customer.
+        v1.post("/orgs/{org}/invoices/{invoice}/pay") { request, context in
+            try context.requirePlatform()
+            let scope = try await services.orgScope(context)
+            var request = request
+            let body = try await request.decode(PayBody.self, context: context)
+            try Validate.text(body.reference, field: "reference")
+            let invoice = try await services.stores.invoices.pay(orgID: scope.org.id, invoiceID: try invoiceID(context), reference: body.reference, at: scope.now)
+            return try Response.json(InvoiceResponse(invoice))
+        }
+        v1.post("/orgs/{org}/invoices/{invoice}/void") { _, context in
+            try context.requirePlatform()
+            let scope = try await services.orgScope(context)
+            let invoice = try await services.stores.invoices.void(orgID: scope.org.id, invoiceID: try invoiceID(context), at: scope.now)
+            return try Response.json(InvoiceResponse(invoice))
+        }
+        v1.get("/orgs/{org}/settings") { _, context in
+            let scope = try await services.orgScope(context)
+            return try Response.json(try await settingsResponse(scope.context.settings, orgID: scope.org.id))
+        }
+        v1.patch("/orgs/{org}/settings") { request, context in
+            let scope = try await services.orgScope(context, role: .admin)
+            var request = request
+            let patch = try await request.decode(SettingsBody.self, context: context).patch()
+            let settings = try await services.stores.orgs.updateSettings(orgID: scope.org.id, patch)
+            return try Response.json(try await settingsResponse(settings, orgID: scope.org.id))
+        }
+    }
+
+    private func invoiceID(_ context: TallyRequestContext) throws -> UUID {
+        guard let text = context.parameters.get("invoice"), let id = UUID(idString: text) else { throw TallyError.notFound("The invoice") }
+        return id
+    }
+
+    private func settingsResponse(_ settings: OrgSettings, orgID: UUID) async throws -> SettingsResponse {
+        SettingsResponse(settings, lastTopUp: try await services.stores.orgs.lastAutoTopUp(orgID: orgID))
+    }
+}

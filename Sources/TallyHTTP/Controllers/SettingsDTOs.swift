@@ -1,0 +1,120 @@
+import Foundation
+import TallyCore
+import TallyStore
+
+/// `PATCH .../settings`: a member that is absent stays as it is; `null` clears it.
+struct SettingsBody: Decodable {
+    struct AutoTopUpBody: Decodable {
+        let enabled: Bool?
+        let thresholdCredits: SettingsPatch.Field<Credits>
+        let pack: SettingsPatch.Field<String>
+
+        enum CodingKeys: String, CodingKey {
+            case enabled, pack
+            case thresholdCredits = "threshold_credits"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled)
+            thresholdCredits = try container.field(Credits.self, .thresholdCredits)
+            pack = try container.field(String.self, .pack)
+        }
+    }
+
+    let overageProtection: Bool?
+    let overageCapCredits: SettingsPatch.Field<Credits>
+    let autoTopUp: AutoTopUpBody?
+    let alertThresholdsPercent: [Int]?
+
+    enum CodingKeys: String, CodingKey {
+        case overageProtection = "overage_protection"
+        case overageCapCredits = "overage_cap_credits"
+        case autoTopUp = "auto_topup"
+        case alertThresholdsPercent = "alert_thresholds_percent"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        overageProtection = try container.decodeIfPresent(Bool.self, forKey: .overageProtection)
+        overageCapCredits = try container.field(Credits.self, .overageCapCredits)
+        autoTopUp = try container.decodeIfPresent(AutoTopUpBody.self, forKey: .autoTopUp)
+        alertThresholdsPercent = try container.decodeIfPresent([Int].self, forKey: .alertThresholdsPercent)
+    }
+
+    func patch() throws(TallyError) -> SettingsPatch {
+        var patch = SettingsPatch()
+        patch.overageProtection = overageProtection
+        if case .set(let cap) = overageCapCredits, cap.isNegative {
+            throw TallyError.validation("overage_cap_credits must not be negative.", field: "overage_cap_credits")
+        }
+        patch.overageCapCredits = overageCapCredits
+        if let autoTopUp {
+            patch.autoTopUpEnabled = autoTopUp.enabled
+            if case .set(let threshold) = autoTopUp.thresholdCredits, threshold.isNegative {
+                throw TallyError.validation("threshold_credits must not be negative.", field: "auto_topup.threshold_credits")
+            }
+            patch.autoTopUpThreshold = autoTopUp.thresholdCredits
+            patch.autoTopUpPack = autoTopUp.pack
+        }
+        if let thresholds = alertThresholdsPercent {
+            guard thresholds.count <= 10, Set(thresholds).count == thresholds.count, thresholds.allSatisfy({ (1...1000).contains($0) }) else {
+                throw TallyError.validation("alert_thresholds_percent takes up to 10 distinct percentages from 1 to 1000.", field: "alert_thresholds_percent")
+            }
+            patch.alertThresholdsPercent = thresholds.sorted()
+        }
+        return patch
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Absent, `null`, or a value: what a PATCH member means.
+    func field<Value: Decodable>(_ type: Value.Type, _ key: Key) throws -> SettingsPatch.Field<Value> {
+        guard contains(key) else { return .unchanged }
+        if try decodeNil(forKey: key) { return .cleared }
+        return .set(try decode(Value.self, forKey: key))
+    }
+}
+
+struct SettingsResponse: Encodable {
+    struct AutoTopUp: Encodable {
+        let enabled: Bool
+        let thresholdCredits: Credits?
+        let pack: String?
+        let lastAttemptAt: Instant?
+        let lastStatus: String?
+        let lastError: String?
+        let lastInvoiceID: UUID?
+
+        enum CodingKeys: String, CodingKey {
+            case enabled
+            case thresholdCredits = "threshold_credits"
+            case pack
+            case lastAttemptAt = "last_attempt_at"
+            case lastStatus = "last_status"
+            case lastError = "last_error"
+            case lastInvoiceID = "last_invoice_id"
+        }
+    }
+
+    let overageProtection: Bool
+    let overageCapCredits: Credits?
+    let autoTopup: AutoTopUp
+    let alertThresholdsPercent: [Int]
+
+    enum CodingKeys: String, CodingKey {
+        case overageProtection = "overage_protection"
+        case overageCapCredits = "overage_cap_credits"
+        case autoTopup = "auto_topup"
+        case alertThresholdsPercent = "alert_thresholds_percent"
+    }
+
+    init(_ settings: OrgSettings, lastTopUp: (status: String, error: String?, at: Instant, invoiceID: UUID?)?) {
+        overageProtection = settings.overageProtection
+        overageCapCredits = settings.overageCapCredits
+        autoTopup = AutoTopUp(enabled: settings.autoTopUp.enabled, thresholdCredits: settings.autoTopUp.thresholdCredits,
+                              pack: settings.autoTopUp.packCode, lastAttemptAt: lastTopUp?.at, lastStatus: lastTopUp?.status,
+                              lastError: lastTopUp?.error, lastInvoiceID: lastTopUp?.invoiceID)
+        alertThresholdsPercent = settings.alertThresholdsPercent
+    }
+}
