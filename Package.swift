@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(
             name: "TallyHTTPTests",
             dependencies: [
-                "TallyCore", "TallyJSON", "TallyStore", "TallyHTTP", "TallyTestSupport",
+                "TallyCore", "TallyJSON", "TallyStore", "TallyHTTP", "TallyJobs", "TallyTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
@@ -92,6 +92,7 @@ let package = Package(
             dependencies: [
                 "TallyCore", "TallyStore", "TallyHTTP", "TallyJobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

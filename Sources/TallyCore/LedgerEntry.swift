@@ -77,6 +77,13 @@ public struct LedgerEntry: Sendable, Equatable {
     }
 }
 
+extension LedgerEntry {
+    /// What the entry did in credits, overage included: a usage of 4.1 credits that no bucket
+    /// covered shows -4.1 (its `credits` column, the buckets' movement, is 0). What history and
+    /// exports show.
+    public var costCredits: Credits { credits - overageCredits }
+}
+
 /// What a usage entry describes, beyond its credits: the operation and who and what it was for.
 public struct UsageDetails: Sendable, Equatable {
     public var operation: String?

@@ -22,16 +22,19 @@ public struct OrgSettings: Sendable, Equatable {
     public let lastAutoTopUpAt: Instant?
     /// Percentages of the period's allocation at which `usage.threshold_reached` fires.
     public let alertThresholdsPercent: [Int]
+    /// `balance.low` fires when a spend leaves the balance below this; nil never.
+    public let lowBalanceCredits: Credits?
 
     public static let defaultAlertThresholdsPercent = [80, 100, 110]
 
     public init(overageProtection: Bool, overageCapCredits: Credits?, autoTopUp: AutoTopUp, lastAutoTopUpAt: Instant?,
-                alertThresholdsPercent: [Int] = OrgSettings.defaultAlertThresholdsPercent) {
+                alertThresholdsPercent: [Int] = OrgSettings.defaultAlertThresholdsPercent, lowBalanceCredits: Credits? = nil) {
         self.overageProtection = overageProtection
         self.overageCapCredits = overageCapCredits
         self.autoTopUp = autoTopUp
         self.lastAutoTopUpAt = lastAutoTopUpAt
         self.alertThresholdsPercent = alertThresholdsPercent
+        self.lowBalanceCredits = lowBalanceCredits
     }
 
     public static let defaults = OrgSettings(overageProtection: true, overageCapCredits: nil,
@@ -105,9 +108,17 @@ public struct SpendTerms: Sendable, Equatable {
     /// Nil: a spend the credits do not cover is refused (402).
     public let overage: Overage?
     public let autoTopUp: AutoTopUp?
+    /// The organisation's time zone: usage is summed per calendar month in it.
+    public let timezone: String
+    public let alertThresholdsPercent: [Int]
+    /// `balance.low` fires when a spend leaves the balance below this.
+    public let lowBalanceCredits: Credits?
 
-    public init(period: LivePeriod?, settings: OrgSettings) {
+    public init(period: LivePeriod?, settings: OrgSettings, timezone: String = "UTC") {
         self.period = period
+        self.timezone = timezone
+        self.alertThresholdsPercent = settings.alertThresholdsPercent
+        self.lowBalanceCredits = settings.lowBalanceCredits
         if let period, let rate = period.overageRate, !settings.overageProtection {
             self.overage = Overage(rate: rate, capCredits: settings.overageCapCredits)
         } else {

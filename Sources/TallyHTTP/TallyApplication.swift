@@ -21,6 +21,8 @@ public enum TallyApplication {
         CatalogController(services: services).register(on: v1)
         SubscriptionController(services: services).register(on: v1)
         MoneyController(services: services).register(on: v1)
+        ReportsController(services: services).register(on: v1)
+        WebhooksController(services: services).register(on: v1)
         return router
     }
 

@@ -18,20 +18,24 @@ public struct JobRunner: Sendable {
         public var renewals = 0
         public var expiredBuckets = 0
         public var expiredHolds = 0
+        public var webhookAttempts = 0
 
         public var description: String {
-            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), freed \(expiredHolds) expired hold(s)"
+            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s)"
         }
 
         static func + (a: Report, b: Report) -> Report {
             Report(renewals: a.renewals + b.renewals, expiredBuckets: a.expiredBuckets + b.expiredBuckets,
-                   expiredHolds: a.expiredHolds + b.expiredHolds)
+                   expiredHolds: a.expiredHolds + b.expiredHolds, webhookAttempts: a.webhookAttempts + b.webhookAttempts)
         }
     }
 
-    /// One pass of every job due at `now` for organisations on the real clock: `tally jobs run`.
-    public func runOnce(at now: Instant) async throws -> Report {
-        try await run(.realClock, at: now)
+    /// One pass of every job due at `now` for organisations on the real clock, then the webhook
+    /// deliveries that are due: `tally jobs run`.
+    public func runOnce(at now: Instant, deliverer: WebhookDeliverer? = nil) async throws -> Report {
+        var report = try await run(.realClock, at: now)
+        if let deliverer { report.webhookAttempts = try await deliverer.deliverDue() }
+        return report
     }
 
     /// Every job that falls due for `selection` up to `until`, earliest first, each run at the

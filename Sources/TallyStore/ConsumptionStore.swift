@@ -77,10 +77,10 @@ public struct ConsumptionStore: Sendable {
             var write = LedgerWrite(orgID: orgID)
             write.add(.init(id: entryID, type: .usage, overageCredits: plan.overage, usage: spend.usage, invoiceID: invoiceID, createdAt: now),
                       postings: plan.draws.map { ($0.bucketID, -$0.credits) })
-            if terms.period != nil {
-                PeriodBilling.count(used: spend.credits, overage: plan.overage, at: now, orgID: orgID, into: &write)
-            }
+            let availableBefore = balance.available + plan.covered
             var availableAfter = balance.available
+            UsageAccounting.spend(spend.credits, overage: plan.overage, at: now, terms: terms, availableBefore: availableBefore,
+                                  availableAfter: availableAfter, orgID: orgID, into: &write)
             if let autoTopUp = terms.autoTopUp,
                let bought = try await PurchaseStore.autoTopUp(autoTopUp, availableAfter: availableAfter, orgID: orgID, triggeredBy: entryID,
                                                              at: now, into: &write, on: connection, logger: logger) {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 /// The expiry job: an `expiry` entry for every bucket past its `expires_at` with credits left,
 /// dated at its expiry. Balances never count expired credits whether or not this has run; the
@@ -19,7 +20,7 @@ public struct ExpiryStore: Sendable {
             let count: Int = try await database.transaction { connection in
                 var sql = BoundSQL()
                 let statement = """
-                    SELECT b.org_id, b.bucket_id, b.remaining, b.expires_at FROM credit_buckets b JOIN orgs o ON o.org_id = b.org_id
+                    SELECT b.org_id, b.bucket_id, b.remaining, b.expires_at, b.source FROM credit_buckets b JOIN orgs o ON o.org_id = b.org_id
                     WHERE b.remaining > 0 AND b.expires_at <= \(sql.bind(until)) AND \(selection.condition(&sql))
                       AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.org_id = b.org_id AND s.subscription_id = b.subscription_id
                                       AND s.status = 'active' AND s.current_period_end <= b.expires_at)
@@ -29,11 +30,13 @@ public struct ExpiryStore: Sendable {
                 let rows = try await connection.query(sql.query(statement), logger: database.logger).collect()
                 var writes: [UUID: LedgerWrite] = [:]
                 for row in rows {
-                    let (orgID, bucketID, remaining, expiresAt) = try row.decode((UUID, UUID, Credits, Instant).self)
-                    writes[orgID, default: LedgerWrite(orgID: orgID)].add(
-                        .init(id: .v7(at: expiresAt), type: .expiry, reason: "credits expired", createdAt: expiresAt),
-                        postings: [(bucketID, -remaining)]
-                    )
+                    let (orgID, bucketID, remaining, expiresAt, source) = try row.decode((UUID, UUID, Credits, Instant, String).self)
+                    var write = writes[orgID] ?? LedgerWrite(orgID: orgID)
+                    write.add(.init(id: .v7(at: expiresAt), type: .expiry, reason: "credits expired", createdAt: expiresAt),
+                              postings: [(bucketID, -remaining)])
+                    write.emit(.creditsExpired, data: .object([("bucket_id", .id(bucketID)), ("source", .string(source)),
+                                                               ("credits", .text(remaining)), ("expired_at", .string(expiresAt.rfc3339))]), at: expiresAt)
+                    writes[orgID] = write
                 }
                 for write in writes.values { try await write.execute(on: connection, logger: database.logger) }
                 return rows.count

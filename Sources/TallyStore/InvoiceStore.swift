@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 /// An invoice about to be written.
 struct NewInvoice {
@@ -51,11 +52,21 @@ public struct InvoiceStore: Sendable {
         if !lines.isEmpty {
             statement += ", new_lines AS (INSERT INTO invoice_lines (org_id, invoice_id, position, description, quantity, unit_price, amount) VALUES \(lines.joined(separator: ", ")))"
         }
+        if status == .open {
+            let parts = EventOutbox.parts(.invoiceFinalized, data: finalizedData(id: invoice.id, number: number, kind: invoice.kind, total: total),
+                                          orgID: orgID, at: now, sql: &sql)
+            for (index, part) in parts.enumerated() { statement += ", finalized_\(index) AS (\(part))" }
+        }
         statement += " SELECT 1"
         try await connection.query(sql.query(statement), logger: logger)
         return Invoice(id: invoice.id, number: number, kind: invoice.kind, status: status, currency: invoice.currency, lines: invoice.lines,
                        total: total, subscriptionID: invoice.subscriptionID, periodStart: invoice.periodStart, periodEnd: invoice.periodEnd,
                        issuedAt: status == .open ? now : nil, paidAt: nil, paymentReference: nil, voidedAt: nil, createdAt: now)
+    }
+
+    static func finalizedData(id: UUID, number: Int64?, kind: Invoice.Kind, total: Money) -> JSONValue {
+        .object([("invoice_id", .id(id)), ("number", number.map { .number(String($0)) } ?? .null), ("kind", .string(kind.rawValue)),
+                 ("total", .money(total))])
     }
 
     /// The organisation's next invoice number. The counter row stays locked until the
@@ -133,10 +144,15 @@ extension InvoiceStore {
             let (status, paidReference) = try await lock(orgID: orgID, invoiceID: invoiceID, on: connection)
             switch status {
             case .open:
-                try await connection.query("""
+                let rows = try await connection.query("""
                     UPDATE invoices SET status = 'paid', paid_at = \(now), payment_reference = \(reference)
-                    WHERE org_id = \(orgID) AND invoice_id = \(invoiceID)
-                    """, logger: database.logger)
+                    WHERE org_id = \(orgID) AND invoice_id = \(invoiceID) RETURNING number, kind, total, currency
+                    """, logger: database.logger).collect()
+                let (number, kind, total, currency) = try rows[0].decode((Int64?, String, MoneyMicros, String).self)
+                try await EventOutbox.emit(.invoicePaid, data: .object([
+                    ("invoice_id", .id(invoiceID)), ("number", number.map { .number(String($0)) } ?? .null), ("kind", .string(kind)),
+                    ("total", .money(Currency.named(currency).map(total.money))), ("reference", .string(reference)),
+                ]), orgID: orgID, at: now, on: connection, logger: database.logger)
             case .paid where paidReference == reference:
                 break
             case .paid:

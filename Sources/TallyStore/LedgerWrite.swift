@@ -40,7 +40,7 @@ struct LedgerWrite {
     private(set) var postings: [(entryID: UUID, bucketID: UUID, credits: Credits)] = []
     /// Further statements run with the write (an idempotency record, a reservation row), as
     /// `WITH` parts of the same statement so that everything costs one round trip.
-    private var extraParts: [String] = []
+    private var extraParts: [(name: String?, body: String)] = []
     private var sql = BoundSQL()
 
     init(orgID: UUID) {
@@ -80,8 +80,8 @@ struct LedgerWrite {
 
     /// Adds a part to the statement: `build` binds its values and returns a `WITH` body.
     /// (Placeholders are numbered in binding order, wherever they stand in the text.)
-    mutating func with(_ build: (inout BoundSQL) -> String) {
-        extraParts.append(build(&sql))
+    mutating func with(name: String? = nil, _ build: (inout BoundSQL) -> String) {
+        extraParts.append((name, build(&sql)))
     }
 
     /// The sum of an entry's postings: what its `credits` column holds.
@@ -153,8 +153,8 @@ struct LedgerWrite {
                 VALUES \(rows.joined(separator: ", ")))
                 """)
         }
-        for (index, body) in extraParts.enumerated() {
-            parts.append("extra_\(index) AS (\(body))")
+        for (index, part) in extraParts.enumerated() {
+            parts.append("\(part.name ?? "extra_\(index)") AS (\(part.body))")
         }
         let check = moved.isEmpty ? "0" : "(SELECT count(*) FROM moved)"
         let statement = "WITH " + parts.joined(separator: ",\n") + "\nSELECT \(check)::int"

@@ -15,7 +15,7 @@ public struct OrgContext: Sendable, Equatable {
     public let period: LivePeriod?
 
     /// What a spend may do beyond the credits.
-    public var spendTerms: SpendTerms { SpendTerms(period: period, settings: settings) }
+    public var spendTerms: SpendTerms { SpendTerms(period: period, settings: settings, timezone: org.timezone) }
 }
 
 /// Which organisations a job looks at.
@@ -92,7 +92,7 @@ public struct OrgStore: Sendable {
                    o.overage_protection, o.overage_cap_credits, o.auto_topup_enabled, o.auto_topup_threshold, o.auto_topup_pack,
                    o.last_auto_topup_at, o.alert_thresholds_percent,
                    s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
-                   p.overage_allowed, p.overage_rate, p.currency, p.price
+                   p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits
             FROM orgs o
             LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
             LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
@@ -106,7 +106,8 @@ public struct OrgStore: Sendable {
         let settings = OrgSettings(
             overageProtection: try c[7].decode(Bool.self), overageCapCredits: try c[8].decode(Credits?.self),
             autoTopUp: .init(enabled: try c[9].decode(Bool.self), thresholdCredits: try c[10].decode(Credits?.self), packCode: try c[11].decode(String?.self)),
-            lastAutoTopUpAt: try c[12].decode(Instant?.self), alertThresholdsPercent: try c[13].decode([Int].self)
+            lastAutoTopUpAt: try c[12].decode(Instant?.self), alertThresholdsPercent: try c[13].decode([Int].self),
+            lowBalanceCredits: try c[24].decode(Credits?.self)
         )
         var period: LivePeriod?
         if let subscriptionID = try c[14].decode(UUID?.self), let currency = Currency.named(try c[22].decode(String.self)) {
@@ -135,6 +136,7 @@ public struct SettingsPatch: Sendable {
     public var autoTopUpThreshold: Field<Credits> = .unchanged
     public var autoTopUpPack: Field<String> = .unchanged
     public var alertThresholdsPercent: [Int]?
+    public var lowBalanceCredits: Field<Credits> = .unchanged
 
     public init() {}
 }
@@ -151,6 +153,7 @@ extension OrgStore {
         let (capSet, cap) = parts(patch.overageCapCredits)
         let (thresholdSet, threshold) = parts(patch.autoTopUpThreshold)
         let (packSet, pack) = parts(patch.autoTopUpPack)
+        let (lowSet, low) = parts(patch.lowBalanceCredits)
         do {
             try await database.client.query("""
                 UPDATE orgs SET
@@ -159,7 +162,8 @@ extension OrgStore {
                     auto_topup_enabled = coalesce(\(patch.autoTopUpEnabled), auto_topup_enabled),
                     auto_topup_threshold = CASE WHEN \(thresholdSet) THEN \(threshold) ELSE auto_topup_threshold END,
                     auto_topup_pack = CASE WHEN \(packSet) THEN \(pack) ELSE auto_topup_pack END,
-                    alert_thresholds_percent = coalesce(\(patch.alertThresholdsPercent)::integer[], alert_thresholds_percent)
+                    alert_thresholds_percent = coalesce(\(patch.alertThresholdsPercent)::integer[], alert_thresholds_percent),
+                    low_balance_credits = CASE WHEN \(lowSet) THEN \(low) ELSE low_balance_credits END
                 WHERE org_id = \(orgID)
                 """, logger: database.logger)
         } catch let error as PSQLError where error.sqlState == SQLState.foreignKeyViolation {

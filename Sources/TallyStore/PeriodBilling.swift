@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 /// A period's usage counters and its accumulating overage invoice. Both are locked after the
 /// buckets of the transaction that touches them (subscription, buckets, usage period, invoices).
@@ -97,9 +98,14 @@ enum PeriodBilling {
             return nil
         }
         let number = try await InvoiceStore.nextNumber(orgID: orgID, on: connection, logger: logger)
-        try await connection.query("""
+        let opened = try await connection.query("""
             UPDATE invoices SET status = 'open', number = \(number), issued_at = \(time) WHERE org_id = \(orgID) AND invoice_id = \(invoiceID)
-            """, logger: logger)
+            RETURNING currency
+            """, logger: logger).collect()
+        if let currency = Currency.named(try opened[0].decode(String.self)) {
+            try await EventOutbox.emit(.invoiceFinalized, data: InvoiceStore.finalizedData(id: invoiceID, number: number, kind: .overage, total: total.money(currency)),
+                                       orgID: orgID, at: time, on: connection, logger: logger)
+        }
         return invoiceID
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 public struct PlanChangeRequest: Sendable {
     public enum Effective: String, Sendable { case immediate, periodEnd = "period_end" }
@@ -44,7 +45,7 @@ extension SubscriptionStore {
             return try await database.transaction { connection in
                 let outcome = switch request.effective {
                 case .immediate: try await changeNow(orgID: orgID, to: plan, at: now, preview: request.preview, on: connection)
-                case .periodEnd: try await schedule(orgID: orgID, to: plan, preview: request.preview, on: connection)
+                case .periodEnd: try await schedule(orgID: orgID, to: plan, at: now, preview: request.preview, on: connection)
                 }
                 if request.preview { throw Preview(outcome: outcome) }
                 return outcome
@@ -77,6 +78,8 @@ extension SubscriptionStore {
                         reason: "\(plan.name): plan change", subscriptionID: subscription.id, periodStart: change.newPeriod.start)
         }
         PeriodBilling.openPeriod(change.newPeriod, subscriptionID: subscription.id, allocation: change.allocation, orgID: orgID, into: &write)
+        write.emit(.subscriptionChanged, data: Self.changed("plan_changed", subscriptionID: subscription.id, from: subscription.planCode,
+                                                            to: plan.code, effectiveAt: now), at: now)
         write.with { sql in
             """
             UPDATE subscriptions SET plan_code = \(sql.bind(plan.code)), scheduled_plan_code = NULL, cancel_at_period_end = false,
@@ -96,11 +99,15 @@ extension SubscriptionStore {
                                  periodEnd: change.newPeriod.end, invoiceID: preview ? nil : invoice?.id, subscription: changed)
     }
 
-    private func schedule(orgID: UUID, to plan: Plan, preview: Bool, on connection: PostgresConnection) async throws -> PlanChangeOutcome {
+    private func schedule(orgID: UUID, to plan: Plan, at now: Instant, preview: Bool, on connection: PostgresConnection) async throws -> PlanChangeOutcome {
         let logger = database.logger
         let subscription = try await Self.lockLive(orgID: orgID, on: connection, logger: logger)
         // Scheduling the current plan withdraws a scheduled change.
         let scheduled = plan.code == subscription.planCode ? nil : plan.code
+        try await EventOutbox.emit(.subscriptionChanged, data: Self.changed(scheduled == nil ? "schedule_withdrawn" : "plan_change_scheduled",
+                                                                            subscriptionID: subscription.id, from: subscription.planCode,
+                                                                            to: plan.code, effectiveAt: subscription.period.end),
+                                   orgID: orgID, at: now, on: connection, logger: logger)
         try await connection.query("""
             UPDATE subscriptions SET scheduled_plan_code = \(scheduled), cancel_at_period_end = false
             WHERE org_id = \(orgID) AND subscription_id = \(subscription.id)

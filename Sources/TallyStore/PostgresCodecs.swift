@@ -125,3 +125,23 @@ extension Instant: PostgresNonThrowingEncodable, PostgresDecodable, PostgresArra
         self.init(microsecondsSinceEpoch: micros + Self.postgresEpochOffsetMicroseconds)
     }
 }
+
+extension CalendarMonth: PostgresNonThrowingEncodable, PostgresDecodable {
+    /// PostgreSQL counts `date` in days from 2000-01-01.
+    static let postgresEpochOffsetDays: Int64 = 10_957
+
+    public static var psqlType: PostgresDataType { .date }
+    public static var psqlFormat: PostgresFormat { .binary }
+
+    public func encode<E: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {
+        byteBuffer.writeInteger(Int32(firstDayDaysSinceEpoch - Self.postgresEpochOffsetDays))
+    }
+
+    public init<D: PostgresJSONDecoder>(from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<D>) throws {
+        guard type == .date, format == .binary, let days = buffer.readInteger(as: Int32.self) else {
+            throw PostgresDecodingError.Code.typeMismatch
+        }
+        let (year, month, _) = CivilDate.fromDaysSinceEpoch(Int64(days) + Self.postgresEpochOffsetDays)
+        self.init(year: year, month: month)
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 public struct PurchaseRequest: Sendable {
     public enum Item: Sendable { case pack(String), credits(Credits) }
@@ -109,6 +110,8 @@ public struct PurchaseStore: Sendable {
                         \(sql.bind("the credit pack '\(terms.packCode)' does not exist")), \(sql.bind(entryID)), \(sql.bind(now)))
                 """
             }
+            write.emit(.autoTopUpFailed, data: .object([("pack", .string(terms.packCode)),
+                                                         ("error", .string("the credit pack '\(terms.packCode)' does not exist"))]), at: now)
             logger.warning("auto top-up failed", metadata: ["org.id": "\(orgID.idString)", "pack": "\(terms.packCode)"])
             return nil
         }

@@ -69,7 +69,7 @@ public struct ReservationStore: Sendable {
     }
 
     /// Consumes at most the held amount (all of it when `credits` is nil) and frees the rest.
-    public func commit(orgID: UUID, reservationID: UUID, credits: Credits?, actor: String?, at now: Instant,
+    public func commit(orgID: UUID, reservationID: UUID, credits: Credits?, actor: String?, at now: Instant, terms: SpendTerms = .strict,
                        claim: IdempotencyClaim?, render: ResponseRenderer<Reservation>) async throws -> StoredResponse {
         try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
             let held = try await lockActive(orgID: orgID, reservationID: reservationID, on: connection)
@@ -83,7 +83,13 @@ public struct ReservationStore: Sendable {
             }
             var usage = held.usage
             if let actor { usage.actor = actor }
-            return try await settle(held, capture: capture, usage: usage, status: .committed, orgID: orgID, at: now, on: connection)
+            var (reservation, write) = try await settle(held, capture: capture, usage: usage, status: .committed, orgID: orgID, at: now, on: connection)
+            if capture.isPositive {
+                // Held credits were out of the balance already: committing does not move it.
+                UsageAccounting.spend(capture, overage: .zero, at: now, terms: terms, availableBefore: .zero, availableAfter: .zero,
+                                      orgID: orgID, into: &write)
+            }
+            return (reservation, write)
         }
     }
 

@@ -74,7 +74,8 @@ public struct ReversalStore: Sendable {
             write.add(.init(id: entryID, type: .reversal, overageCredits: -plan.overage, usage: UsageDetails(actor: request.actor),
                             reason: request.reason, relatedEntryID: request.usageEntryID, createdAt: now),
                       postings: plan.returns.map { ($0.bucketID, $0.credits) })
-            PeriodBilling.count(used: -plan.total, overage: -plan.overage, at: usedAt, orgID: orgID, into: &write)
+            let timezone = try await SubscriptionStore.timezone(orgID: orgID, on: connection, logger: logger)
+            UsageAccounting.reverse(plan.total, overage: plan.overage, usedAt: usedAt, timezone: timezone, orgID: orgID, into: &write)
             var refundBucketID: UUID?
             if plan.refund.isPositive {
                 let bucketID = UUID.v7(at: now)

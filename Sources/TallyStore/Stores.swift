@@ -19,6 +19,8 @@ public struct Stores: Sendable {
     public let expiry: ExpiryStore
     public let testClocks: TestClockStore
     public let purchases: PurchaseStore
+    public let webhooks: WebhookStore
+    public let reports: ReportStore
 
     public init(database: Database) {
         self.database = database
@@ -36,5 +38,7 @@ public struct Stores: Sendable {
         self.expiry = ExpiryStore(database: database)
         self.testClocks = TestClockStore(database: database)
         self.purchases = PurchaseStore(database: database, catalog: catalog, subscriptions: subscriptions)
+        self.webhooks = WebhookStore(database: database)
+        self.reports = ReportStore(database: database)
     }
 }

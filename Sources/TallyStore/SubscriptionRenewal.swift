@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 extension SubscriptionStore {
     /// Renews every subscription of `selection` whose period ended by `until`, each caught up
@@ -82,6 +83,11 @@ extension SubscriptionStore {
                                 periodStart: nextPeriod.start)
                 }
                 PeriodBilling.openPeriod(nextPeriod, subscriptionID: subscriptionID, allocation: renewal.allocation, orgID: orgID, into: &write)
+                write.emit(.subscriptionRenewed, data: .object([
+                    ("subscription_id", .id(subscriptionID)), ("plan", .string(incoming.code)), ("previous_plan", .string(outgoing.code)),
+                    ("period_start", .string(nextPeriod.start.rfc3339)), ("period_end", .string(nextPeriod.end.rfc3339)),
+                    ("allocation", .text(renewal.allocation)), ("carried", .text(renewal.carried)),
+                ]), at: boundary)
                 write.with { sql in
                     """
                     UPDATE subscriptions SET plan_code = \(sql.bind(incoming.code)), scheduled_plan_code = NULL, anchor_at = \(sql.bind(anchor)),
@@ -91,6 +97,8 @@ extension SubscriptionStore {
                     """
                 }
             } else {
+                write.emit(.subscriptionChanged, data: Self.changed("canceled", subscriptionID: subscriptionID, from: outgoing.code,
+                                                                    to: outgoing.code, effectiveAt: boundary), at: boundary)
                 write.with { sql in
                     """
                     UPDATE subscriptions SET status = 'canceled', canceled_at = \(sql.bind(boundary)), cancel_at_period_end = false

@@ -61,6 +61,7 @@ public struct SubscriptionStore: Sendable {
                             reason: "\(plan.name): first period", subscriptionID: subscription.id, periodStart: period.start)
             }
             PeriodBilling.openPeriod(period, subscriptionID: subscription.id, allocation: plan.creditsPerPeriod, orgID: orgID, into: &write)
+            write.emit(.subscriptionChanged, data: Self.changed("started", subscriptionID: subscription.id, from: nil, to: plan.code, effectiveAt: start), at: start)
             try await write.execute(on: connection, logger: database.logger)
             let invoice = try await Self.charge(plan, for: subscription.id, period: period, orgID: orgID, at: start, on: connection, logger: database.logger)
             return Started(subscription: subscription, plan: plan, invoice: invoice)
@@ -99,6 +100,10 @@ public struct SubscriptionStore: Sendable {
         try await database.transaction { connection in
             let subscription = try await Self.lockLive(orgID: orgID, on: connection, logger: database.logger)
             if atPeriodEnd {
+                try await EventOutbox.emit(.subscriptionChanged, data: Self.changed("cancel_scheduled", subscriptionID: subscription.id,
+                                                                                    from: subscription.planCode, to: subscription.planCode,
+                                                                                    effectiveAt: subscription.period.end),
+                                           orgID: orgID, at: now, on: connection, logger: database.logger)
                 let rows = try await connection.query("""
                     UPDATE subscriptions s SET cancel_at_period_end = true, scheduled_plan_code = NULL
                     WHERE s.org_id = \(orgID) AND s.subscription_id = \(subscription.id) RETURNING \(unescaped: Self.columns)
@@ -108,6 +113,8 @@ public struct SubscriptionStore: Sendable {
             var write = LedgerWrite(orgID: orgID)
             let credits = try await Self.lockPlanCredits(orgID: orgID, subscriptionID: subscription.id, endingAt: nil, on: connection, logger: database.logger).credits
             Self.expire(credits, at: now, reason: "subscription canceled", into: &write)
+            write.emit(.subscriptionChanged, data: Self.changed("canceled", subscriptionID: subscription.id, from: subscription.planCode,
+                                                                to: subscription.planCode, effectiveAt: now), at: now)
             try await write.execute(on: connection, logger: database.logger)
             try await PeriodBilling.finalizeOverage(subscriptionID: subscription.id, periodStart: subscription.period.start, orgID: orgID,
                                                     at: now, on: connection, logger: database.logger)
@@ -165,7 +172,15 @@ public struct SubscriptionStore: Sendable {
     static func expire(_ credits: [PlanCredits], at time: Instant, reason: String, into write: inout LedgerWrite) {
         for bucket in credits where bucket.remaining.isPositive {
             write.add(.init(id: .v7(at: time), type: .expiry, reason: reason, createdAt: time), postings: [(bucket.bucketID, -bucket.remaining)])
+            write.emit(.creditsExpired, data: .object([("bucket_id", .id(bucket.bucketID)), ("source", .string("plan")),
+                                                       ("credits", .text(bucket.remaining)), ("expired_at", .string(time.rfc3339))]), at: time)
         }
+    }
+
+    /// `subscription.changed` data.
+    static func changed(_ change: String, subscriptionID: UUID, from: String?, to: String, effectiveAt: Instant) -> JSONValue {
+        .object([("subscription_id", .id(subscriptionID)), ("change", .string(change)), ("from_plan", from.map(JSONValue.string) ?? .null),
+                 ("to_plan", .string(to)), ("effective_at", .string(effectiveAt.rfc3339))])
     }
 
     /// Moves plan credits into a new `rollover` bucket of the subscription (one `rollover` entry).

@@ -17,6 +17,8 @@ struct TallyEnvironment {
     var port: Int { nonEmpty("TALLY_PORT").flatMap(Int.init) ?? 8080 }
     var logLevel: Logger.Level { nonEmpty("TALLY_LOG_LEVEL").flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     var stateDirectory: URL { URL(fileURLWithPath: nonEmpty("TALLY_STATE_DIR") ?? ".tally") }
+    /// Organisation admins may point webhooks at private addresses (off by default).
+    var allowPrivateWebhookTargets: Bool { nonEmpty("TALLY_WEBHOOKS_ALLOW_PRIVATE") == "1" }
 
     /// The folder holding `sql/` and `openapi.json`: `TALLY_HOME`, else the working directory,
     /// else `../share/tally` beside the executable.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import TallyJobs
 import TallyStore
 
@@ -16,10 +17,19 @@ struct Jobs: AsyncParsableCommand {
             let logger = environment.bootstrapLogging()
             let session = try await DatabaseSession.open(environment, logger: logger)
             defer { session.close(logger: logger) }
-            let report = try await session.withClient(logger: logger, deadlineSeconds: 600) { client in
-                try await JobRunner(stores: Stores(database: Database(client: client, logger: logger)), logger: logger)
-                    .runOnce(at: SystemWallClock().now())
+            let webhookClient = HTTPClient(eventLoopGroupProvider: .singleton)
+            let report: JobRunner.Report
+            do {
+                report = try await session.withClient(logger: logger, deadlineSeconds: 600) { client in
+                    let stores = Stores(database: Database(client: client, logger: logger))
+                    let deliverer = WebhookDeliverer(store: stores.webhooks, http: webhookClient, clock: SystemWallClock(), logger: logger)
+                    return try await JobRunner(stores: stores, logger: logger).runOnce(at: SystemWallClock().now(), deliverer: deliverer)
+                }
+            } catch {
+                try? await webhookClient.shutdown()
+                throw error
             }
+            try await webhookClient.shutdown()
             logger.info("jobs run", metadata: ["report": "\(report)"])
             print(report)
         }

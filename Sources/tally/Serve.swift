@@ -6,7 +6,9 @@ import PostgresNIO
 import ServiceLifecycle
 import TallyCore
 import TallyHTTP
+import TallyJobs
 import TallyStore
+import AsyncHTTPClient
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply pending migrations, then serve the HTTP API until SIGTERM or SIGINT.")
@@ -15,6 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (default TALLY_PORT or 8080; 0 picks a free one).") var port: Int?
     @Option(help: "Database connections in the pool.") var connections: Int = 32
     @Option(help: "A catalog file to load when the catalog is empty (e.g. catalog/demo.json).") var loadCatalog: String?
+    @Option(help: "Seconds between runs of the scheduled jobs inside serve (0: leave them to `tally jobs run`).") var jobsInterval: Int = 60
 
     func run() async throws {
         let environment = TallyEnvironment()
@@ -31,17 +34,25 @@ struct Serve: AsyncParsableCommand {
 
         let client = PostgresClient(configuration: session.location.clientConfiguration(maximumConnections: connections), backgroundLogger: logger)
         let clock = SystemWallClock()
+        let stores = Stores(database: Database(client: client, logger: logger))
         let services = AppServices(
-            stores: Stores(database: Database(client: client, logger: logger)),
+            stores: stores,
             clock: clock,
             platformKey: PlatformKey(environment.platformKey),
             migrations: migrations,
-            openAPIDocument: openAPI
+            openAPIDocument: openAPI,
+            allowPrivateWebhookTargets: environment.allowPrivateWebhookTargets
+        )
+        let webhookClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let background = BackgroundJobs(
+            runner: JobRunner(stores: stores, logger: logger),
+            deliverer: WebhookDeliverer(store: stores.webhooks, http: webhookClient, clock: clock, logger: logger),
+            clock: clock, jobsIntervalSeconds: jobsInterval > 0 ? jobsInterval : nil, logger: logger
         )
         let host = self.host ?? environment.host
         let application = TallyApplication.application(
             services: services, host: host, port: port ?? environment.port,
-            backgroundServices: [client], logger: logger,
+            backgroundServices: [client, background], logger: logger,
             // Migrations run after the pool starts and before the server listens.
             beforeServerStarts: {
                 try await withDeadline(seconds: 60, "connecting to the database and applying migrations") {
@@ -55,6 +66,7 @@ struct Serve: AsyncParsableCommand {
             onServerRunning: { port in logger.info("listening", metadata: ["http.host": "\(host)", "http.port": "\(port)"]) }
         )
         try await application.runService()
+        try await webhookClient.shutdown()
         logger.info("stopped")
     }
 }

@@ -164,3 +164,22 @@ private func instant(_ text: String) -> Instant { try! Instant(rfc3339: text) }
         #expect(toFree.charge == nil)
     }
 }
+
+@Suite struct WebhookRetryTests {
+    @Test func backsOffExponentiallyAndRetriesForAtLeastThreeDays() {
+        let first = try! Instant(rfc3339: "2026-01-01T00:00:00Z")
+        var now = first
+        var attempt = 1
+        var delays: [Int64] = []
+        while let next = WebhookRetry.nextAttempt(after: attempt, firstAttemptAt: first, now: now) {
+            delays.append(next.microseconds(since: now) / 1_000_000)
+            now = next
+            attempt += 1
+        }
+        #expect(Array(delays.prefix(6)) == [30, 60, 120, 240, 480, 960])
+        #expect(delays.max() == WebhookRetry.longestDelaySeconds)
+        #expect(now.microseconds(since: first) >= 3 * 86_400 * 1_000_000)
+        #expect(now.microseconds(since: first) < 3 * 86_400 * 1_000_000 + 6 * 3600 * 1_000_000)
+        #expect(attempt > 15)
+    }
+}

@@ -117,7 +117,7 @@ struct CreditsController {
         let claim = try Idempotency.claim(request, body: json, required: false)
         let stored = try await services.stores.reservations.commit(
             orgID: scope.org.id, reservationID: reservationID, credits: body.credits, actor: body.actor, at: scope.now,
-            claim: claim, render: Idempotency.renderer(status: 200, ReservationResponse.init)
+            terms: scope.context.spendTerms, claim: claim, render: Idempotency.renderer(status: 200, ReservationResponse.init)
         )
         return Idempotency.response(stored)
     }

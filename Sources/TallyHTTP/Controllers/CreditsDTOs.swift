@@ -279,7 +279,7 @@ struct LedgerEntryDTO: Encodable {
     init(_ entry: LedgerEntry) {
         id = entry.id
         type = entry.type
-        credits = entry.credits
+        credits = entry.costCredits
         overageCredits = entry.overageCredits
         operation = entry.operation
         quantity = entry.quantity

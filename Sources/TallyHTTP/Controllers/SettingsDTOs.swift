@@ -26,12 +26,14 @@ struct SettingsBody: Decodable {
     let overageCapCredits: SettingsPatch.Field<Credits>
     let autoTopUp: AutoTopUpBody?
     let alertThresholdsPercent: [Int]?
+    let lowBalanceCredits: SettingsPatch.Field<Credits>
 
     enum CodingKeys: String, CodingKey {
         case overageProtection = "overage_protection"
         case overageCapCredits = "overage_cap_credits"
         case autoTopUp = "auto_topup"
         case alertThresholdsPercent = "alert_thresholds_percent"
+        case lowBalanceCredits = "low_balance_credits"
     }
 
     init(from decoder: any Decoder) throws {
@@ -40,6 +42,7 @@ struct SettingsBody: Decodable {
         overageCapCredits = try container.field(Credits.self, .overageCapCredits)
         autoTopUp = try container.decodeIfPresent(AutoTopUpBody.self, forKey: .autoTopUp)
         alertThresholdsPercent = try container.decodeIfPresent([Int].self, forKey: .alertThresholdsPercent)
+        lowBalanceCredits = try container.field(Credits.self, .lowBalanceCredits)
     }
 
     func patch() throws(TallyError) -> SettingsPatch {
@@ -49,6 +52,10 @@ struct SettingsBody: Decodable {
             throw TallyError.validation("overage_cap_credits must not be negative.", field: "overage_cap_credits")
         }
         patch.overageCapCredits = overageCapCredits
+        if case .set(let low) = lowBalanceCredits, low.isNegative {
+            throw TallyError.validation("low_balance_credits must not be negative.", field: "low_balance_credits")
+        }
+        patch.lowBalanceCredits = lowBalanceCredits
         if let autoTopUp {
             patch.autoTopUpEnabled = autoTopUp.enabled
             if case .set(let threshold) = autoTopUp.thresholdCredits, threshold.isNegative {
@@ -101,12 +108,14 @@ struct SettingsResponse: Encodable {
     let overageCapCredits: Credits?
     let autoTopup: AutoTopUp
     let alertThresholdsPercent: [Int]
+    let lowBalanceCredits: Credits?
 
     enum CodingKeys: String, CodingKey {
         case overageProtection = "overage_protection"
         case overageCapCredits = "overage_cap_credits"
         case autoTopup = "auto_topup"
         case alertThresholdsPercent = "alert_thresholds_percent"
+        case lowBalanceCredits = "low_balance_credits"
     }
 
     init(_ settings: OrgSettings, lastTopUp: (status: String, error: String?, at: Instant, invoiceID: UUID?)?) {
@@ -116,5 +125,6 @@ struct SettingsResponse: Encodable {
                               pack: settings.autoTopUp.packCode, lastAttemptAt: lastTopUp?.at, lastStatus: lastTopUp?.status,
                               lastError: lastTopUp?.error, lastInvoiceID: lastTopUp?.invoiceID)
         alertThresholdsPercent = settings.alertThresholdsPercent
+        lowBalanceCredits = settings.lowBalanceCredits
     }
 }

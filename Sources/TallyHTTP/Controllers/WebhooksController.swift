@@ -1,0 +1,245 @@
+import Foundation
+import Hummingbird
+import TallyCore
+import TallyJSON
+import TallyStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Webhook endpoints: an organisation admin's (for its own organisation) or the platform's (for
+/// one organisation, or for every organisation when `org_id` is left out).
+struct WebhooksController {
+    let services: AppServices
+
+    struct CreateBody: Decodable {
+        let url: String
+        let events: [String]
+        let orgID: UUID?
+
+        enum CodingKeys: String, CodingKey {
+            case url, events
+            case orgID = "org_id"
+        }
+    }
+
+    struct EndpointDTO: Encodable {
+        let id: UUID
+        let orgID: UUID?
+        let url: String
+        let events: [String]
+        let active: Bool
+        let createdAt: Instant
+        let secret: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case orgID = "org_id"
+            case url, events, active
+            case createdAt = "created_at"
+            case secret
+        }
+
+        init(_ endpoint: WebhookEndpoint, secret: String? = nil) {
+            id = endpoint.id
+            orgID = endpoint.orgID
+            url = endpoint.url
+            events = endpoint.events
+            active = endpoint.active
+            createdAt = endpoint.createdAt
+            self.secret = secret
+        }
+    }
+
+    struct AttemptDTO: Encodable {
+        let attempt: Int
+        let at: Instant
+        let statusCode: Int?
+        let error: String?
+        let durationMs: Int
+
+        enum CodingKeys: String, CodingKey {
+            case attempt, at
+            case statusCode = "status_code"
+            case error
+            case durationMs = "duration_ms"
+        }
+    }
+
+    struct DeliveryDTO: Encodable {
+        let id: UUID
+        let eventID: UUID
+        let eventType: String
+        let orgID: UUID
+        let status: String
+        let attempts: Int
+        let nextAttemptAt: Instant?
+        let deliveredAt: Instant?
+        let createdAt: Instant
+        let attemptLog: [AttemptDTO]
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case eventID = "event_id"
+            case eventType = "event_type"
+            case orgID = "org_id"
+            case status, attempts
+            case nextAttemptAt = "next_attempt_at"
+            case deliveredAt = "delivered_at"
+            case createdAt = "created_at"
+            case attemptLog = "attempt_log"
+        }
+
+        init(_ delivery: WebhookDelivery) {
+            id = delivery.id
+            eventID = delivery.eventID
+            eventType = delivery.eventType
+            orgID = delivery.orgID
+            status = delivery.status
+            attempts = delivery.attempts
+            nextAttemptAt = delivery.nextAttemptAt
+            deliveredAt = delivery.deliveredAt
+            createdAt = delivery.createdAt
+            attemptLog = delivery.attemptLog.map {
+                AttemptDTO(attempt: $0.number, at: $0.at, statusCode: $0.statusCode, error: $0.error, durationMs: $0.durationMilliseconds)
+            }
+        }
+    }
+
+    func register(on v1: RouterGroup<TallyRequestContext>) {
+        let webhooks = services.stores.webhooks
+        v1.post("/webhook-endpoints") { request, context in
+            let caller = try context.requiredCaller
+            var request = request
+            let body = try await request.decode(CreateBody.self, context: context)
+            let orgID: UUID?
+            switch caller.role {
+            case .platform:
+                orgID = body.orgID
+                if let orgID, try await services.stores.orgs.find(orgID) == nil {
+                    throw TallyError.validation("There is no organisation \(orgID.idString).", field: "org_id")
+                }
+            case .admin:
+                guard body.orgID == nil || body.orgID == caller.orgID else { throw TallyError.notFound("The organisation") }
+                orgID = caller.orgID
+            case .member:
+                throw TallyError.forbidden("This needs a key with the admin role.")
+            }
+            let events = try Self.validateEvents(body.events)
+            try await WebhookURL.validate(body.url, allowPrivateAddresses: caller.role == .platform || services.allowPrivateWebhookTargets)
+            let (endpoint, secret) = try await webhooks.create(orgID: orgID, url: body.url, events: events, at: services.clock.now())
+            return try Response.json(EndpointDTO(endpoint, secret: secret), status: .created)
+        }
+        v1.get("/webhook-endpoints") { request, context in
+            let caller = try context.requiredCaller
+            guard caller.role.permits(.admin) else { throw TallyError.forbidden("This needs a key with the admin role.") }
+            let page = try await webhooks.list(orgID: caller.role == .platform ? nil : caller.orgID,
+                                               limit: try PageSize.resolve(try request.queryInt("limit")),
+                                               after: try Cursor.uuid(request.queryString("cursor")))
+            return try Response.json(ListResponse(data: page.items.map { EndpointDTO($0) }, nextCursor: page.nextCursor))
+        }
+        v1.delete("/webhook-endpoints/{endpoint}") { _, context in
+            let endpoint = try await ownEndpoint(context)
+            try await webhooks.disable(endpoint.id)
+            return Response(status: .noContent)
+        }
+        v1.get("/webhook-endpoints/{endpoint}/deliveries") { request, context in
+            let endpoint = try await ownEndpoint(context)
+            var cursor: Int64?
+            if let text = request.queryString("cursor") {
+                guard let value = Int64(text) else { throw TallyError.validation("cursor is not valid.", field: "cursor") }
+                cursor = value
+            }
+            let page = try await webhooks.deliveries(endpointID: endpoint.id, limit: try PageSize.resolve(try request.queryInt("limit")), before: cursor)
+            return try Response.json(ListResponse(data: page.items.map(DeliveryDTO.init), nextCursor: page.nextCursor))
+        }
+        v1.post("/webhook-endpoints/{endpoint}/deliveries/{delivery}/resend") { _, context in
+            let endpoint = try await ownEndpoint(context)
+            guard endpoint.active else { throw TallyError.conflict("endpoint_disabled", "The endpoint is disabled.") }
+            guard let text = context.parameters.get("delivery"), let deliveryID = UUID(idString: text),
+                  try await webhooks.resend(endpointID: endpoint.id, deliveryID: deliveryID) else {
+                throw TallyError.notFound("The delivery")
+            }
+            return try Response.json(["status": "pending"], status: .accepted)
+        }
+    }
+
+    /// The endpoint, if the caller may manage it: the platform any, an admin its organisation's.
+    private func ownEndpoint(_ context: TallyRequestContext) async throws -> WebhookEndpoint {
+        let caller = try context.requiredCaller
+        guard let text = context.parameters.get("endpoint"), let id = UUID(idString: text),
+              let endpoint = try await services.stores.webhooks.endpoint(id),
+              caller.role == .platform || (endpoint.orgID != nil && endpoint.orgID == caller.orgID) else {
+            throw TallyError.notFound("The webhook endpoint")
+        }
+        guard caller.role.permits(.admin) else { throw TallyError.forbidden("This needs a key with the admin role.") }
+        return endpoint
+    }
+
+    static func validateEvents(_ events: [String]) throws(TallyError) -> [String] {
+        guard !events.isEmpty, events.count <= EventType.allCases.count + 1 else {
+            throw TallyError.validation("events lists the event types to deliver (\"*\" for all).", field: "events")
+        }
+        for (index, event) in events.enumerated() where event != "*" && EventType(rawValue: event) == nil {
+            throw TallyError.validation("'\(event)' is not an event type.", field: "events[\(index)]")
+        }
+        return Array(Set(events)).sorted()
+    }
+}
+
+/// Endpoint URLs: http(s), a host that resolves. An organisation's endpoint must resolve to public
+/// addresses only, so that nobody can make Tally post into the network it runs in.
+enum WebhookURL {
+    static func validate(_ text: String, allowPrivateAddresses: Bool) async throws {
+        guard text.count <= 2048, let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
+            throw TallyError.validation("url must be an http(s) URL.", field: "url")
+        }
+        let addresses = await resolve(host)
+        guard !addresses.isEmpty else { throw TallyError.validation("url's host '\(host)' does not resolve.", field: "url") }
+        if !allowPrivateAddresses, addresses.contains(where: isPrivate) {
+            throw TallyError.validation("url must point to a public address.", field: "url")
+        }
+    }
+
+    /// The host's addresses (getaddrinfo, off the event loop).
+    static func resolve(_ host: String) async -> [[UInt8]] {
+        await Task.detached {
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var result: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
+            defer { freeaddrinfo(first) }
+            var addresses: [[UInt8]] = []
+            var current: UnsafeMutablePointer<addrinfo>? = first
+            while let info = current {
+                if info.pointee.ai_family == AF_INET, let address = info.pointee.ai_addr {
+                    address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                        addresses.append(withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) })
+                    }
+                } else if info.pointee.ai_family == AF_INET6, let address = info.pointee.ai_addr {
+                    address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                        addresses.append(withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) })
+                    }
+                }
+                current = info.pointee.ai_next
+            }
+            return addresses
+        }.value
+    }
+
+    static func isPrivate(_ address: [UInt8]) -> Bool {
+        if address.count == 4 {
+            let (a, b) = (address[0], address[1])
+            return a == 10 || a == 127 || a == 0 || (a == 172 && (16...31).contains(b)) || (a == 192 && b == 168)
+                || (a == 169 && b == 254) || (a == 100 && (64...127).contains(b))
+        }
+        guard address.count == 16 else { return true }
+        if address.prefix(10).allSatisfy({ $0 == 0 }) && address[10] == 0xFF && address[11] == 0xFF {
+            return isPrivate(Array(address.suffix(4)))   // IPv4-mapped
+        }
+        let loopback = address.prefix(15).allSatisfy { $0 == 0 } && address[15] == 1
+        let unspecified = address.allSatisfy { $0 == 0 }
+        return loopback || unspecified || (address[0] & 0xFE) == 0xFC || (address[0] == 0xFE && (address[1] & 0xC0) == 0x80)
+    }
+}
