@@ -23,12 +23,13 @@ public struct BackgroundJobs: Service {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
-            var sinceJobs = Int.max
+            // The scheduled jobs run at start, then every `jobsIntervalSeconds`.
+            var jobsDueAt = ContinuousClock.now
             while !Task.isCancelled {
                 do {
                     try await deliverer.deliverDue()
-                    if let interval = jobsIntervalSeconds, sinceJobs >= interval {
-                        sinceJobs = 0
+                    if let interval = jobsIntervalSeconds, ContinuousClock.now >= jobsDueAt {
+                        jobsDueAt = ContinuousClock.now + .seconds(interval)
                         let report = try await runner.runOnce(at: clock.now())
                         logger.debug("scheduled jobs ran", metadata: ["report": "\(report)"])
                     }
@@ -37,7 +38,6 @@ public struct BackgroundJobs: Service {
                 } catch {
                     logger.error("background jobs failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
                 }
-                sinceJobs += 1
                 try await Task.sleep(for: .seconds(1))
             }
         }
