@@ -32,7 +32,7 @@ extension AppServices {
         guard let (operation, components) = try await stores.catalog.pricing(code) else {
             throw TallyError(.notFound, code: "unknown_operation", detail: "There is no operation '\(code)'.", field: "operation")
         }
-        let planRates = try await stores.subscriptions.planRates(orgID: scope.org.id)
+        let planRates = scope.context.planRates
         return try OperationPricing.quote(operation, components: components, quantity: quantity,
                                           params: try ParamValues.parse(params), planRates: planRates)
     }

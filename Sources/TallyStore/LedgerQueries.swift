@@ -18,26 +18,30 @@ public struct LedgerQueries: Sendable {
     let database: Database
 
     public func balance(orgID: UUID, at now: Instant, period live: LivePeriod? = nil) async throws -> Balance {
-        let logger = database.logger
-        // Holds past their expiry free themselves: their credits count as available even before
-        // the job has released them (when their buckets are still spendable).
-        let totals = try await database.client.query("""
-            SELECT
-              (SELECT coalesce(sum(credits), 0) FROM reservations
-                WHERE org_id = \(orgID) AND status = 'active' AND expires_at > \(now))::numeric(20,4),
-              (SELECT coalesce(sum(-p.credits), 0)
-                 FROM reservations r
-                 JOIN ledger_postings p ON p.org_id = r.org_id AND p.entry_id = r.hold_entry_id
-                 JOIN credit_buckets b ON b.org_id = p.org_id AND b.bucket_id = p.bucket_id
-                WHERE r.org_id = \(orgID) AND r.status = 'active' AND r.expires_at <= \(now)
-                  AND b.effective_at <= \(now) AND (b.expires_at IS NULL OR b.expires_at > \(now)))::numeric(20,4)
-            """, logger: logger).collect()
-        let (reserved, freed) = try totals[0].decode((Credits, Credits).self)
-        let buckets = try await BucketQueries.spendable(orgID: orgID, at: now, on: database.client, logger: logger)
-        var balance = Balance(available: BurnDown.available(in: buckets, at: now) + freed, reserved: reserved, buckets: buckets)
-        if let live {
-            balance.period = try await periodUsage(orgID: orgID, period: live)
+        var reserved = Credits.zero
+        var freed = Credits.zero
+        var buckets: [CreditBucket] = []
+        var usage: PeriodUsage?
+        for try await row in try await database.client.execute(BalanceStatement(orgID: orgID, now: now, periodStart: live?.start), logger: database.logger) {
+            let c = row.makeRandomAccess()
+            reserved = try c[0].decode(Credits.self)
+            freed = try c[1].decode(Credits.self)
+            if let live, let allocation = try c[2].decode(Credits?.self) {
+                usage = PeriodUsage(start: live.start, end: live.end, allocation: allocation, used: try c[3].decode(Credits.self),
+                                    overage: try c[4].decode(Credits.self))
+            }
+            guard try c[5].decode(UUID?.self) != nil else { continue }
+            buckets.append(CreditBucket(
+                id: try c[5].decode(UUID.self), source: BucketSource(rawValue: try c[6].decode(String.self)) ?? .adminGrant,
+                granted: try c[7].decode(Credits.self), remaining: try c[8].decode(Credits.self), priority: try c[9].decode(Int.self),
+                effectiveAt: try c[10].decode(Instant.self), expiresAt: try c[11].decode(Instant?.self), grantedAt: try c[12].decode(Instant.self)
+            ))
         }
+        if let live, usage == nil {
+            usage = PeriodUsage(start: live.start, end: live.end, allocation: live.allocation, used: .zero, overage: .zero)
+        }
+        var balance = Balance(available: BurnDown.available(in: buckets, at: now) + freed, reserved: reserved, buckets: buckets)
+        balance.period = usage
         return balance
     }
 
@@ -117,4 +121,48 @@ public struct LedgerQueries: Sendable {
             createdAt: try columns[15].decode(Instant.self), postings: []
         )
     }
+}
+
+/// A balance in one prepared query: held and freed credits, the period's usage, and the
+/// spendable buckets. Holds past their expiry free themselves: their credits count as available
+/// even before the job has released them (when their buckets are still spendable).
+struct BalanceStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT t.reserved, t.freed, t.allocation, t.used, t.overage, b.*
+        FROM (
+            SELECT
+              (SELECT coalesce(sum(credits), 0) FROM reservations
+                WHERE org_id = $1::uuid AND status = 'active' AND expires_at > $2::timestamptz)::numeric(20,4) AS reserved,
+              (SELECT coalesce(sum(-p.credits), 0)
+                 FROM reservations r
+                 JOIN ledger_postings p ON p.org_id = r.org_id AND p.entry_id = r.hold_entry_id
+                 JOIN credit_buckets hb ON hb.org_id = p.org_id AND hb.bucket_id = p.bucket_id
+                WHERE r.org_id = $1 AND r.status = 'active' AND r.expires_at <= $2
+                  AND hb.effective_at <= $2 AND (hb.expires_at IS NULL OR hb.expires_at > $2))::numeric(20,4) AS freed,
+              u.allocation, u.used_credits AS used, u.overage_credits AS overage
+            FROM (SELECT 1) AS one
+            LEFT JOIN usage_periods u ON u.org_id = $1::uuid AND u.period_start = $3::timestamptz
+        ) AS t
+        LEFT JOIN LATERAL (
+            SELECT \(BucketQueries.columns) FROM credit_buckets
+            WHERE org_id = $1 AND remaining > 0 AND effective_at <= $2 AND (expires_at IS NULL OR expires_at > $2)
+            ORDER BY \(BucketQueries.burnOrder)
+            LIMIT \(BucketQueries.spendableBucketsMaximum)
+        ) AS b ON true
+        """
+    typealias Row = PostgresRow
+
+    let orgID: UUID
+    let now: Instant
+    let periodStart: Instant?
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(orgID)
+        bindings.append(now)
+        bindings.append(periodStart)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyJSON
 
 /// An organisation with what every request on it needs to know about time.
 public struct OrgContext: Sendable, Equatable {
@@ -13,6 +14,8 @@ public struct OrgContext: Sendable, Equatable {
     public let settings: OrgSettings
     /// The live subscription's current period and plan terms.
     public let period: LivePeriod?
+    /// The live plan's per-operation rates (pricing reads them from here, no extra query).
+    public var planRates: [String: Credits] = [:]
 
     /// What a spend may do beyond the credits.
     public var spendTerms: SpendTerms { SpendTerms(period: period, settings: settings, timezone: org.timezone) }
@@ -85,21 +88,39 @@ public struct OrgStore: Sendable {
         try await context(id)?.org
     }
 
-    /// The organisation, its clock's time, its settings and its live period, in one query.
+    /// The organisation, its clock's time, its settings and its live period, in one prepared
+    /// query: every request on an organisation starts with it.
     public func context(_ id: UUID) async throws -> OrgContext? {
-        let rows = try await database.client.query("""
-            SELECT o.org_id, o.name, o.external_id, o.timezone, o.test_clock_id, o.created_at, c.frozen_time,
-                   o.overage_protection, o.overage_cap_credits, o.auto_topup_enabled, o.auto_topup_threshold, o.auto_topup_pack,
-                   o.last_auto_topup_at, o.alert_thresholds_percent,
-                   s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
-                   p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits
-            FROM orgs o
-            LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
-            LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
-            LEFT JOIN plans p ON p.code = s.plan_code
-            WHERE o.org_id = \(id)
-            """, logger: database.logger).collect()
-        guard let row = rows.first else { return nil }
+        for try await context in try await database.client.execute(OrgContextStatement(orgID: id), logger: database.logger) {
+            return context
+        }
+        return nil
+    }
+}
+
+struct OrgContextStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT o.org_id, o.name, o.external_id, o.timezone, o.test_clock_id, o.created_at, c.frozen_time,
+               o.overage_protection, o.overage_cap_credits, o.auto_topup_enabled, o.auto_topup_threshold, o.auto_topup_pack,
+               o.last_auto_topup_at, o.alert_thresholds_percent,
+               s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
+               p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text
+        FROM orgs o
+        LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
+        LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
+        LEFT JOIN plans p ON p.code = s.plan_code
+        WHERE o.org_id = $1
+        """
+
+    let orgID: UUID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(orgID)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> OrgContext {
         let c = row.makeRandomAccess()
         let org = Organisation(id: try c[0].decode(UUID.self), name: try c[1].decode(String.self), externalID: try c[2].decode(String?.self),
                                timezone: try c[3].decode(String.self), testClockID: try c[4].decode(UUID?.self), createdAt: try c[5].decode(Instant.self))
@@ -110,6 +131,7 @@ public struct OrgStore: Sendable {
             lowBalanceCredits: try c[24].decode(Credits?.self)
         )
         var period: LivePeriod?
+        var rates: [String: Credits] = [:]
         if let subscriptionID = try c[14].decode(UUID?.self), let currency = Currency.named(try c[22].decode(String.self)) {
             let overageRate = try c[20].decode(Bool.self) ? try c[21].decode(MoneyMicros?.self)?.money(currency) : nil
             let allocation = try c[19].decode(Credits.self)
@@ -117,8 +139,11 @@ public struct OrgStore: Sendable {
             period = LivePeriod(subscriptionID: subscriptionID, planCode: try c[17].decode(String.self), planName: try c[18].decode(String.self),
                                 start: try c[15].decode(Instant.self), end: try c[16].decode(Instant.self), allocation: allocation,
                                 overageRate: overageRate, costPerCredit: price.perCredit(of: allocation, decimalPlaces: 4, .halfAwayFromZero))
+            if let text = try c[25].decode(String?.self), case .object(let members) = try JSONParser.parse(Array(text.utf8)) {
+                for (code, value) in members { rates[code] = try CatalogJSON.credits(value) }
+            }
         }
-        return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period)
+        return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period, planRates: rates)
     }
 }
 
