@@ -77,6 +77,13 @@ public struct SpendableBalance: Sendable {
 
     public var available: Credits { buckets.map(\.remaining).sum() }
 
+    /// A bucket granted while the balance is held (an auto top-up inside a batch of spends).
+    public mutating func add(_ bucket: CreditBucket, at now: Instant) {
+        guard bucket.isSpendable(at: now) else { return }
+        buckets.append(bucket)
+        buckets.sort(by: BurnDown.precedes)
+    }
+
     /// Plans and applies one spend. On `insufficient_credits` nothing changes.
     public mutating func spend(_ credits: Credits, allowOverage: Bool = false) throws(TallyError) -> BurnDownPlan {
         precondition(credits.isPositive, "a spend is positive; callers validate amounts")

@@ -17,6 +17,9 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
         lhs.microsecondsSinceEpoch < rhs.microsecondsSinceEpoch
     }
 
+    /// Later than any instant Tally deals with.
+    public static let distantFuture = Instant(microsecondsSinceEpoch: Int64.max / 2)
+
     public func adding(microseconds: Int64) -> Instant {
         Instant(microsecondsSinceEpoch: microsecondsSinceEpoch + microseconds)
     }
