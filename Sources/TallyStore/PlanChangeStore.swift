@@ -113,7 +113,10 @@ extension SubscriptionStore {
             WHERE org_id = \(orgID) AND subscription_id = \(subscription.id)
             """, logger: logger)
         let timezone = try await Self.timezone(orgID: orgID, on: connection, logger: logger)
-        guard let current = try await catalog.plan(subscription.planCode) else { throw TallyError.notFound("The current plan") }
+        // On this transaction's connection: a transaction never takes a second one from the pool.
+        let currentRows = try await connection.query("SELECT \(unescaped: PlanRows.columns) FROM plans WHERE code = \(subscription.planCode)",
+                                                     logger: logger).collect()
+        guard let current = try currentRows.first.map(PlanRows.decode) else { throw TallyError.notFound("The current plan") }
         let next = current.interval == plan.interval
             ? BillingCalendar(anchor: subscription.anchor, interval: plan.interval, timeZone: timezone).period(subscription.period.index + 1)
             : BillingCalendar(anchor: subscription.period.end, interval: plan.interval, timeZone: timezone).period(0)

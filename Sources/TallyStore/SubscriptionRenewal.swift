@@ -13,7 +13,8 @@ extension SubscriptionStore {
     /// Concurrent runners skip rows another holds; a late run writes what an on-time run would,
     /// because every entry is dated at the period boundary, not at the time the job runs.
     @discardableResult
-    public func renewDue(_ selection: OrgSelection, until: Instant, limit: Int = 500) async throws -> Int {
+    public func renewDue(_ selection: OrgSelection, until: Instant, limit: Int = 1000, concurrency: Int = 24) async throws -> Int {
+        let plans = PlanCache(catalog: catalog)
         var renewed = 0
         while true {
             var sql = BoundSQL()
@@ -23,12 +24,30 @@ extension SubscriptionStore {
                 ORDER BY s.current_period_end LIMIT \(sql.bind(limit))
                 """
             let rows = try await database.client.query(sql.query(statement), logger: database.logger).collect()
-            var progressed = 0
-            for row in rows {
-                let (orgID, subscriptionID) = try row.decode((UUID, UUID).self)
-                while try await renewNextPeriod(orgID: orgID, subscriptionID: subscriptionID, until: until, skipLocked: true) {
-                    progressed += 1
+            let due = try rows.map { try $0.decode((UUID, UUID).self) }
+            // Subscriptions renew independently: several at once, each its periods in order.
+            let progressed = try await withThrowingTaskGroup(of: Int.self) { group in
+                var next = due.makeIterator()
+                func addNext() -> Bool {
+                    guard let (orgID, subscriptionID) = next.next() else { return false }
+                    group.addTask {
+                        var periods = 0
+                        while let nextEnd = try await renewNextPeriod(orgID: orgID, subscriptionID: subscriptionID, until: until,
+                                                                     skipLocked: true, plans: plans) {
+                            periods += 1
+                            if nextEnd > until { break }
+                        }
+                        return periods
+                    }
+                    return true
                 }
+                for _ in 0..<concurrency where !addNext() { break }
+                var total = 0
+                while let periods = try await group.next() {
+                    total += periods
+                    _ = addNext()
+                }
+                return total
             }
             renewed += progressed
             if rows.count < limit || progressed == 0 { return renewed }
@@ -38,11 +57,14 @@ extension SubscriptionStore {
     /// Catches one organisation up before a request is served (waits for a renewal in progress).
     public func catchUp(orgID: UUID, until: Instant) async throws {
         guard let subscription = try await current(orgID: orgID), subscription.status == .active else { return }
-        while try await renewNextPeriod(orgID: orgID, subscriptionID: subscription.id, until: until, skipLocked: false) {}
+        let plans = PlanCache(catalog: catalog)
+        while let nextEnd = try await renewNextPeriod(orgID: orgID, subscriptionID: subscription.id, until: until, skipLocked: false, plans: plans),
+              nextEnd <= until {}
     }
 
-    /// Renews one period if it has ended by `until`; false when there is nothing (left) to do.
-    func renewNextPeriod(orgID: UUID, subscriptionID: UUID, until: Instant, skipLocked: Bool) async throws -> Bool {
+    /// Renews one period if it has ended by `until`, returning when the new period ends (the
+    /// subscription's end when it was cancelled); nil when there was nothing to do.
+    func renewNextPeriod(orgID: UUID, subscriptionID: UUID, until: Instant, skipLocked: Bool, plans: PlanCache) async throws -> Instant? {
         let logger = database.logger
         return try await database.transaction { connection in
             let rows = try await connection.query("""
@@ -52,12 +74,12 @@ extension SubscriptionStore {
                   AND s.status = 'active' AND s.current_period_end <= \(until)
                 FOR UPDATE OF s \(unescaped: skipLocked ? "SKIP LOCKED" : "")
                 """, logger: logger).collect()
-            guard let row = rows.first else { return false }
+            guard let row = rows.first else { return nil }
             let subscription = try Self.decode(row)
             let timezone = try row.makeRandomAccess()[12].decode(String.self)
             let boundary = subscription.period.end
-            guard let outgoing = try await catalog.plan(subscription.planCode),
-                  let incoming = try await catalog.plan(subscription.scheduledPlanCode ?? subscription.planCode) else {
+            guard let outgoing = try await plans.plan(subscription.planCode, on: connection, logger: logger),
+                  let incoming = try await plans.plan(subscription.scheduledPlanCode ?? subscription.planCode, on: connection, logger: logger) else {
                 throw TallyError(.unavailable, code: "plan_missing", detail: "A subscribed plan is missing from the catalog.")
             }
             let canceling = subscription.cancelAtPeriodEnd
@@ -117,7 +139,24 @@ extension SubscriptionStore {
                 "org.id": "\(orgID.idString)", "subscription.id": "\(subscriptionID.idString)",
                 "period.start": "\(nextPeriod?.start.rfc3339 ?? "ended")",
             ])
-            return true
+            return nextPeriod?.end ?? .distantFuture
         }
+    }
+}
+
+/// Plans read once per renewal run: a plan in use never changes, so one read serves every
+/// subscription renewed on it. A miss is read on the caller's own connection: a transaction
+/// never waits for a second connection from the pool, which concurrent renewals would exhaust.
+actor PlanCache {
+    private var plans: [String: Plan] = [:]
+
+    init(catalog: CatalogStore) {}
+
+    func plan(_ code: String, on connection: PostgresConnection, logger: Logger) async throws -> Plan? {
+        if let plan = plans[code] { return plan }
+        let rows = try await connection.query("SELECT \(unescaped: PlanRows.columns) FROM plans WHERE code = \(code)", logger: logger).collect()
+        let plan = try rows.first.map(PlanRows.decode)
+        plans[code] = plan
+        return plan
     }
 }
