@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# make bench: one run on a fresh database, on this machine, measured against this machine.
+#
+# 1. builds Tally in release mode;
+# 2. starts PostgreSQL (fsync and synchronous_commit on) and seeds BENCH_ORGS organisations;
+# 3. measures PostgreSQL's own ceiling with pgbench running the bare SQL of a spend;
+# 4. loads Tally over HTTP on loopback with wrk, scenario by scenario, and prints a table with
+#    requests/s, p50/p99/p99.9 latency, errors and the ratio to the ceiling, and the server's
+#    peak resident memory;
+# 5. seeds BENCH_RENEWALS due subscriptions and times `tally jobs run` renewing them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_ORGS=${BENCH_ORGS:-10000}
+BENCH_RENEWALS=${BENCH_RENEWALS:-100000}
+DURATION=${BENCH_DURATION:-15}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+
+source scripts/ensure-deps.sh
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null && apt-get install -y -qq wrk </dev/null
+  else
+    echo "error: wrk is needed (sudo apt-get install wrk)" >&2; exit 1
+  fi
+fi
+command -v pgbench >/dev/null 2>&1 || { echo "error: pgbench is needed (postgresql-client)" >&2; exit 1; }
+
+echo "== building release" >&2
+swift build -c release --product tally 2>&1 | tail -1 >&2
+TALLY="$(swift build -c release --show-bin-path)/tally"
+
+# Durable, as in production: the ceiling and Tally both pay for real commits.
+TEST_PG_SETTINGS=$'max_connections = 300\nshared_buffers = 512MB'
+source scripts/test-postgres.sh
+WORK=$(mktemp -d /tmp/tally-bench.XXXXXX)
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+  stop_test_postgres
+}
+trap cleanup EXIT
+
+ADMIN_URL="$TEST_PG_URL"
+DB_URL="${ADMIN_URL%/postgres}/bench"
+psql "$ADMIN_URL" -qc "CREATE DATABASE bench" >/dev/null
+DATABASE_URL="$DB_URL" TALLY_LOG_LEVEL=warning "$TALLY" migrate >/dev/null
+echo "== seeding $BENCH_ORGS organisations" >&2
+psql "$DB_URL" -q -v orgs="$BENCH_ORGS" -f scripts/bench/seed.sql >/dev/null
+psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n > 0 ORDER BY n" > "$WORK/orgs.txt"
+HOT_ORG=$(psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n = 0")
+
+pgbench_tps() { # script clients
+  pgbench -n -M prepared -D orgs="$BENCH_ORGS" -f "$1" -c "$2" -j 2 -T "$DURATION" "$DB_URL" 2>/dev/null \
+    | awk '/^tps/ {print int($3)}'
+}
+echo "== ceiling: pgbench with the bare SQL of a spend" >&2
+CEILING_MANY_16=$(pgbench_tps scripts/bench/ceiling.sql 16)
+CEILING_MANY_64=$(pgbench_tps scripts/bench/ceiling.sql 64)
+CEILING_HOT_16=$(pgbench_tps scripts/bench/ceiling-hot.sql 16)
+CEILING_HOT_64=$(pgbench_tps scripts/bench/ceiling-hot.sql 64)
+echo "   ceiling: $CEILING_MANY_16 tps @16, $CEILING_MANY_64 @64; hot: $CEILING_HOT_16 @16, $CEILING_HOT_64 @64" >&2
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export TALLY_PLATFORM_KEY="bench-platform-key-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+DATABASE_URL="$DB_URL" TALLY_PORT="$PORT" TALLY_LOG_LEVEL=warning "$TALLY" serve --connections 48 --jobs-interval 0 2>"$WORK/serve.log" &
+SERVER_PID=$!
+ready() { exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3; }
+for _ in $(seq 1 150); do
+  (ready) 2>/dev/null && break
+  sleep 0.2
+done
+
+run_wrk() { # scenario
+  BENCH_SCENARIO="$1" TALLY_KEY="$TALLY_PLATFORM_KEY" BENCH_ORGS="$WORK/orgs.txt" BENCH_HOT_ORG="$HOT_ORG" \
+    wrk -t 2 -c 4 -d 2s -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT" >/dev/null 2>&1 || true   # warm-up
+  BENCH_SCENARIO="$1" TALLY_KEY="$TALLY_PLATFORM_KEY" BENCH_ORGS="$WORK/orgs.txt" BENCH_HOT_ORG="$HOT_ORG" \
+    wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT" | awk '/^RESULT/ {$1=""; print}'
+}
+echo "== loading Tally ($CONNECTIONS connections, ${DURATION}s each)" >&2
+declare -A RESULT
+for scenario in consume_many consume_hot quote balance replay; do
+  RESULT[$scenario]=$(run_wrk "$scenario")
+  echo "   $scenario: ${RESULT[$scenario]}" >&2
+done
+PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+
+echo "== renewals: $BENCH_RENEWALS due subscriptions" >&2
+psql "$DB_URL" -q -v subs="$BENCH_RENEWALS" -f scripts/bench/seed-renewals.sql >/dev/null
+RENEW_START=$(date +%s%N)
+DATABASE_URL="$DB_URL" TALLY_LOG_LEVEL=warning "$TALLY" jobs run > "$WORK/jobs.txt"
+RENEW_SECONDS=$(awk -v s="$RENEW_START" -v e="$(date +%s%N)" 'BEGIN { printf "%.1f", (e - s) / 1e9 }')
+RENEWED=$(psql "$DB_URL" -Atc "SELECT count(*) FROM subscriptions s JOIN bench_subs b USING (subscription_id) WHERE s.period_index = 1")
+TWICE=$(psql "$DB_URL" -Atc "SELECT count(*) FROM (SELECT subscription_id, period_start FROM credit_buckets WHERE source = 'plan_allocation' GROUP BY 1, 2 HAVING count(*) > 1) AS d")
+CHARGES=$(psql "$DB_URL" -Atc "SELECT count(*) FROM invoices WHERE kind = 'subscription'")
+DRIFT=$(DATABASE_URL="$DB_URL" TALLY_LOG_LEVEL=warning "$TALLY" verify | tail -1)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "Tally benchmark: $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), fsync on, synchronous_commit on, $BENCH_ORGS organisations"
+echo
+printf "ceiling (pgbench, bare SQL of a spend)   %6s tps @16  %6s tps @64   one hot organisation: %6s tps @16  %6s tps @64\n" \
+  "$CEILING_MANY_16" "$CEILING_MANY_64" "$CEILING_HOT_16" "$CEILING_HOT_64"
+echo
+printf "%-34s %10s %8s %8s %8s %7s %s\n" "scenario (wrk, $CONNECTIONS connections)" "requests/s" "p50 ms" "p99 ms" "p99.9 ms" "errors" "ratio"
+row() { # name scenario ratio-description ratio-value
+  read -r rps p50 p99 p999 errors requests <<<"${RESULT[$2]}"
+  printf "%-34s %10s %8s %8s %8s %7s %s\n" "$1" "$rps" "$p50" "$p99" "$p999" "$errors" "$3"
+}
+read -r many_rps _ <<<"${RESULT[consume_many]}"
+read -r hot_rps _ <<<"${RESULT[consume_hot]}"
+row "consume, $BENCH_ORGS organisations" consume_many "$(ratio "$many_rps" "$CEILING_MANY_16") x ceiling@16, $(ratio "$many_rps" "$CEILING_MANY_64") x ceiling@64"
+row "consume, one hot organisation" consume_hot "$(ratio "$hot_rps" "$many_rps") x consume-many, $(ratio "$hot_rps" "$CEILING_HOT_64") x hot ceiling@64"
+row "quote" quote ""
+row "balance read" balance ""
+row "consume, idempotent replay" replay ""
+echo
+echo "server peak RSS: $((PEAK_RSS_KB / 1024)) MB"
+echo "renewals: $RENEWED of $BENCH_RENEWALS subscriptions renewed in ${RENEW_SECONDS} s ($(cat "$WORK/jobs.txt")); renewed twice: $TWICE; subscription invoices: $CHARGES"
+echo "verify: $DRIFT"

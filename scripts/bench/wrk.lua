@@ -1,0 +1,51 @@
+-- One wrk script for every scenario (BENCH_SCENARIO): consume over many organisations, consume
+-- on one hot organisation, quote, balance read, and consume replaying idempotency keys.
+-- Prints one "RESULT requests/s p50 p99 p99.9 errors requests" line (latencies in ms).
+local scenario = os.getenv("BENCH_SCENARIO")
+local key = os.getenv("TALLY_KEY")
+local threads = {}
+local orgs = {}
+local hot = nil
+local counter = 0
+
+function setup(thread)
+    thread:set("tid", #threads + 1)
+    table.insert(threads, thread)
+end
+
+function init(args)
+    for line in io.lines(os.getenv("BENCH_ORGS")) do orgs[#orgs + 1] = line end
+    hot = os.getenv("BENCH_HOT_ORG")
+    math.randomseed(tid * 7919 + os.time())
+end
+
+local function headers(idempotency)
+    local h = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
+    if idempotency then h["Idempotency-Key"] = idempotency end
+    return h
+end
+
+function request()
+    counter = counter + 1
+    local org = orgs[math.random(1, #orgs)]
+    if scenario == "consume_many" then
+        return wrk.format("POST", "/v1/orgs/" .. org .. "/usage", headers(tid .. "-" .. counter), '{"credits": "0.0001"}')
+    elseif scenario == "consume_hot" then
+        return wrk.format("POST", "/v1/orgs/" .. hot .. "/usage", headers("hot-" .. tid .. "-" .. counter), '{"credits": "0.0001"}')
+    elseif scenario == "quote" then
+        return wrk.format("POST", "/v1/orgs/" .. org .. "/quote", headers(nil), '{"operation": "smart_crop", "quantity": 10}')
+    elseif scenario == "balance" then
+        return wrk.format("GET", "/v1/orgs/" .. org .. "/balance", headers(nil))
+    elseif scenario == "replay" then
+        -- 100 organisations, one key each: after the first request per key, every one replays.
+        local n = math.random(1, 100)
+        return wrk.format("POST", "/v1/orgs/" .. orgs[n] .. "/usage", headers("replay-" .. n), '{"credits": "0.0001"}')
+    end
+end
+
+function done(summary, latency, requests)
+    local e = summary.errors
+    local errors = e.connect + e.read + e.write + e.status + e.timeout
+    io.write(string.format("RESULT %.1f %.2f %.2f %.2f %d %d\n", summary.requests / (summary.duration / 1e6),
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, errors, summary.requests))
+end
