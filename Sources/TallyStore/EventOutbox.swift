@@ -53,7 +53,7 @@ extension LedgerWrite {
 
 /// JSON members for event data.
 extension JSONValue {
-    static func text(_ value: CustomStringConvertible?) -> JSONValue { value.map { .string($0.description) } ?? .null }
+    static func text(_ value: (any CustomStringConvertible)?) -> JSONValue { value.map { .string($0.description) } ?? .null }
     static func id(_ value: UUID?) -> JSONValue { value.map { .string($0.idString) } ?? .null }
     static func money(_ value: Money?) -> JSONValue {
         value.map { .object([("amount", .string($0.amountText)), ("currency", .string($0.currency.code))]) } ?? .null

@@ -5,6 +5,9 @@ import TallyCore
 import TallyJSON
 
 extension SubscriptionStore {
+    /// A subscription by its key.
+    typealias Key = (orgID: UUID, subscriptionID: UUID)
+
     /// Renews every subscription of `selection` whose period ended by `until`, each caught up
     /// period by period in order. Returns the number of periods renewed.
     ///
@@ -12,9 +15,12 @@ extension SubscriptionStore {
     /// period has ended, and the database refuses a second allocation or charge for one period.
     /// Concurrent runners skip rows another holds; a late run writes what an on-time run would,
     /// because every entry is dated at the period boundary, not at the time the job runs.
+    /// Subscriptions renew in batches, one transaction each: a few prepared statements carry a
+    /// whole batch, which is what makes a hundred thousand renewals a matter of seconds.
     @discardableResult
-    public func renewDue(_ selection: OrgSelection, until: Instant, limit: Int = 1000, concurrency: Int = 24) async throws -> Int {
-        let plans = PlanCache(catalog: catalog)
+    public func renewDue(_ selection: OrgSelection, until: Instant, limit: Int = 2000, batchSize: Int = 100,
+                         concurrency: Int = 4) async throws -> Int {
+        let plans = PlanCache()
         var renewed = 0
         while true {
             var sql = BoundSQL()
@@ -24,18 +30,21 @@ extension SubscriptionStore {
                 ORDER BY s.current_period_end LIMIT \(sql.bind(limit))
                 """
             let rows = try await database.client.query(sql.query(statement), logger: database.logger).collect()
-            let due = try rows.map { try $0.decode((UUID, UUID).self) }
-            // Subscriptions renew independently: several at once, each its periods in order.
+            let due: [Key] = try rows.map { try $0.decode((UUID, UUID).self) }
+            let batches = stride(from: 0, to: due.count, by: batchSize).map { Array(due[$0..<min($0 + batchSize, due.count)]) }
+            // Batches renew independently, several at once; each takes its subscriptions through
+            // their periods in order, one period per transaction.
             let progressed = try await withThrowingTaskGroup(of: Int.self) { group in
-                var next = due.makeIterator()
+                var next = batches.makeIterator()
                 func addNext() -> Bool {
-                    guard let (orgID, subscriptionID) = next.next() else { return false }
+                    guard let batch = next.next() else { return false }
                     group.addTask {
                         var periods = 0
-                        while let nextEnd = try await renewNextPeriod(orgID: orgID, subscriptionID: subscriptionID, until: until,
-                                                                     skipLocked: true, plans: plans) {
-                            periods += 1
-                            if nextEnd > until { break }
+                        var keys = batch
+                        while !keys.isEmpty {
+                            let renewed = try await renewPeriod(of: keys, until: until, waiting: false, plans: plans)
+                            periods += renewed.count
+                            keys = renewed.filter { $0.nextEnd <= until }.map(\.key)
                         }
                         return periods
                     }
@@ -57,90 +66,88 @@ extension SubscriptionStore {
     /// Catches one organisation up before a request is served (waits for a renewal in progress).
     public func catchUp(orgID: UUID, until: Instant) async throws {
         guard let subscription = try await current(orgID: orgID), subscription.status == .active else { return }
-        let plans = PlanCache(catalog: catalog)
-        while let nextEnd = try await renewNextPeriod(orgID: orgID, subscriptionID: subscription.id, until: until, skipLocked: false, plans: plans),
-              nextEnd <= until {}
+        let plans = PlanCache()
+        let key: Key = (orgID, subscription.id)
+        while let renewed = try await renewPeriod(of: [key], until: until, waiting: true, plans: plans).first, renewed.nextEnd <= until {}
     }
 
-    /// Renews one period if it has ended by `until`, returning when the new period ends (the
-    /// subscription's end when it was cancelled); nil when there was nothing to do.
-    func renewNextPeriod(orgID: UUID, subscriptionID: UUID, until: Instant, skipLocked: Bool, plans: PlanCache) async throws -> Instant? {
+    /// Renews, in one transaction, the next period of each of `keys` whose period has ended by
+    /// `until`, skipping any another transaction holds (unless `waiting`). Returns those renewed
+    /// with the end of their new period (`distantFuture` for one that ended).
+    func renewPeriod(of keys: [Key], until: Instant, waiting: Bool, plans: PlanCache) async throws -> [(key: Key, nextEnd: Instant)] {
         let logger = database.logger
         return try await database.transaction { connection in
-            let rows = try await connection.query("""
-                SELECT \(unescaped: Self.columns), o.timezone
-                FROM subscriptions s JOIN orgs o ON o.org_id = s.org_id
-                WHERE s.org_id = \(orgID) AND s.subscription_id = \(subscriptionID)
-                  AND s.status = 'active' AND s.current_period_end <= \(until)
-                FOR UPDATE OF s \(unescaped: skipLocked ? "SKIP LOCKED" : "")
-                """, logger: logger).collect()
-            guard let row = rows.first else { return nil }
-            let subscription = try Self.decode(row)
-            let timezone = try row.makeRandomAccess()[12].decode(String.self)
-            let boundary = subscription.period.end
-            guard let outgoing = try await plans.plan(subscription.planCode, on: connection, logger: logger),
-                  let incoming = try await plans.plan(subscription.scheduledPlanCode ?? subscription.planCode, on: connection, logger: logger) else {
-                throw TallyError(.unavailable, code: "plan_missing", detail: "A subscribed plan is missing from the catalog.")
+            if waiting {
+                // Wait for a renewal in progress; the batch's own SKIP LOCKED skips none of ours.
+                for key in keys {
+                    try await connection.query("""
+                        SELECT 1 FROM subscriptions WHERE org_id = \(key.orgID) AND subscription_id = \(key.subscriptionID) FOR UPDATE
+                        """, logger: logger)
+                }
             }
-            let canceling = subscription.cancelAtPeriodEnd
-            let (ending, earliestGrant) = try await Self.lockPlanCredits(orgID: orgID, subscriptionID: subscriptionID,
-                                                                         endingAt: canceling ? nil : boundary, on: connection, logger: logger)
-            // The same interval keeps the anchor; a new interval starts a new cycle at the boundary.
-            let keepsAnchor = incoming.interval == outgoing.interval
-            let anchor = keepsAnchor ? subscription.anchor : boundary
-            let nextIndex = keepsAnchor ? subscription.period.index + 1 : 0
-            let nextPeriod = canceling ? nil : BillingCalendar(anchor: anchor, interval: incoming.interval, timeZone: timezone).period(nextIndex)
-            let renewal = Renewal.plan(ending: subscription.period, endingCredits: ending, outgoing: outgoing, incoming: incoming,
-                                       nextPeriod: nextPeriod, canceling: canceling)
+            var due: [DueRenewal] = []
+            let locked = LockDueSubscriptionsStatement(orgIDs: keys.map(\.orgID), subscriptionIDs: keys.map(\.subscriptionID), until: until)
+            for try await row in try await connection.execute(locked, logger: logger) {
+                let subscription = try Self.decode(row)
+                let timezone = try row.makeRandomAccess()[12].decode(String.self)
+                guard let outgoing = try await plans.plan(subscription.planCode, on: connection, logger: logger),
+                      let incoming = try await plans.plan(subscription.scheduledPlanCode ?? subscription.planCode, on: connection, logger: logger) else {
+                    throw TallyError(.unavailable, code: "plan_missing", detail: "A subscribed plan is missing from the catalog.")
+                }
+                due.append(DueRenewal(subscription: subscription, timezone: timezone, outgoing: outgoing, incoming: incoming))
+            }
+            guard !due.isEmpty else { return [] }
+            try await Self.lockEndingCredits(&due, on: connection, logger: logger)
+            let renewals = due.map { $0.plan() }
+            var numbers = try await Self.reserveInvoiceNumbers(for: due, renewals, on: connection, logger: logger)
 
-            var write = LedgerWrite(orgID: orgID)
-            Self.expire(renewal.expiring.map { PlanCredits(bucketID: $0.bucketID, remaining: $0.credits) }, at: boundary,
-                        reason: canceling ? "subscription ended" : "plan period ended", into: &write)
-            if let nextPeriod {
-                _ = Self.carry(renewal.carriedFrom, grantedAt: earliestGrant, subscriptionID: subscriptionID, periodStart: nextPeriod.start,
-                               expiresAt: renewal.rolloverExpiresAt, at: boundary, reason: "rollover into the next period", into: &write)
-                if renewal.allocation.isPositive {
-                    write.grant(.planAllocation, credits: renewal.allocation, effectiveAt: boundary, expiresAt: renewal.allocationExpiresAt,
-                                at: boundary, reason: "\(incoming.name): period \(nextPeriod.index + 1)", subscriptionID: subscriptionID,
-                                periodStart: nextPeriod.start)
-                }
-                PeriodBilling.openPeriod(nextPeriod, subscriptionID: subscriptionID, allocation: renewal.allocation, orgID: orgID, into: &write)
-                write.emit(.subscriptionRenewed, data: .object([
-                    ("subscription_id", .id(subscriptionID)), ("plan", .string(incoming.code)), ("previous_plan", .string(outgoing.code)),
-                    ("period_start", .string(nextPeriod.start.rfc3339)), ("period_end", .string(nextPeriod.end.rfc3339)),
-                    ("allocation", .text(renewal.allocation)), ("carried", .text(renewal.carried)),
-                ]), at: boundary)
-                write.with { sql in
-                    """
-                    UPDATE subscriptions SET plan_code = \(sql.bind(incoming.code)), scheduled_plan_code = NULL, anchor_at = \(sql.bind(anchor)),
-                        period_index = \(sql.bind(nextPeriod.index)), current_period_start = \(sql.bind(nextPeriod.start)),
-                        current_period_end = \(sql.bind(nextPeriod.end))
-                    WHERE org_id = \(sql.bind(orgID)) AND subscription_id = \(sql.bind(subscriptionID))
-                    """
-                }
-            } else {
-                write.emit(.subscriptionChanged, data: Self.changed("canceled", subscriptionID: subscriptionID, from: outgoing.code,
-                                                                    to: outgoing.code, effectiveAt: boundary), at: boundary)
-                write.with { sql in
-                    """
-                    UPDATE subscriptions SET status = 'canceled', canceled_at = \(sql.bind(boundary)), cancel_at_period_end = false
-                    WHERE org_id = \(sql.bind(orgID)) AND subscription_id = \(sql.bind(subscriptionID))
-                    """
-                }
+            var batch = RenewalBatch()
+            for (item, renewal) in zip(due, renewals) { batch.add(item, renewal, numbers: &numbers) }
+            let moved = try await connection.execute(batch.ledger, logger: logger).reduce(0) { $0 + $1 }
+            // Every bucket the renewals moved exists: a mismatch is a bug, not a user's situation.
+            precondition(moved == batch.ledger.moved.count, "moved \(moved) of \(batch.ledger.moved.count) buckets")
+            for try await _ in try await connection.execute(batch.changes, logger: logger) {}
+            logger.debug("subscriptions renewed", metadata: ["count": "\(due.count)"])
+            return zip(due, renewals).map { item, renewal in
+                ((item.subscription.orgID, item.subscription.id), renewal.nextPeriod?.end ?? .distantFuture)
             }
-            try await write.execute(on: connection, logger: logger)
-            // The ended period's overage is invoiced first, then the new period's charge.
-            try await PeriodBilling.finalizeOverage(subscriptionID: subscriptionID, periodStart: subscription.period.start, orgID: orgID,
-                                                    at: boundary, on: connection, logger: logger)
-            if let nextPeriod {
-                try await Self.charge(incoming, for: subscriptionID, period: nextPeriod, orgID: orgID, at: boundary, on: connection, logger: logger)
-            }
-            logger.info("subscription renewed", metadata: [
-                "org.id": "\(orgID.idString)", "subscription.id": "\(subscriptionID.idString)",
-                "period.start": "\(nextPeriod?.start.rfc3339 ?? "ended")",
-            ])
-            return nextPeriod?.end ?? .distantFuture
         }
+    }
+
+    /// Locks the plan credits ending with each period, and each period's overage draft.
+    private static func lockEndingCredits(_ due: inout [DueRenewal], on connection: PostgresConnection, logger: Logger) async throws {
+        var index: [UUID: Int] = [:]
+        for (position, item) in due.enumerated() { index[item.subscription.id] = position }
+        let credits = LockPlanCreditsStatement(orgIDs: due.map(\.subscription.orgID), subscriptionIDs: due.map(\.subscription.id),
+                                               endingAt: due.map { $0.canceling ? nil : $0.boundary })
+        for try await (_, subscriptionID, bucketID, remaining, grantedAt) in try await connection.execute(credits, logger: logger) {
+            guard let position = index[subscriptionID] else { continue }
+            due[position].endingCredits.append(PlanCredits(bucketID: bucketID, remaining: remaining))
+            due[position].earliestGrant = min(due[position].earliestGrant ?? grantedAt, grantedAt)
+        }
+        let drafts = LockOverageDraftsStatement(orgIDs: due.map(\.subscription.orgID), subscriptionIDs: due.map(\.subscription.id),
+                                                periodStarts: due.map(\.subscription.period.start))
+        for try await (_, subscriptionID, invoiceID, total, currencyCode) in try await connection.execute(drafts, logger: logger) {
+            guard let position = index[subscriptionID], let currency = Currency.named(currencyCode) else { continue }
+            due[position].overageDraft = (invoiceID, total.money(currency))
+        }
+    }
+
+    /// Takes each organisation's invoice numbers for the batch in one statement (organisations
+    /// in a fixed order, so that concurrent batches queue rather than deadlock).
+    private static func reserveInvoiceNumbers(for due: [DueRenewal], _ renewals: [RenewalPlan], on connection: PostgresConnection,
+                                              logger: Logger) async throws -> ReservedInvoiceNumbers {
+        var counts: [UUID: Int64] = [:]
+        for (item, renewal) in zip(due, renewals) {
+            let count = item.invoicesNumbered(renewal)
+            if count > 0 { counts[item.subscription.orgID, default: 0] += count }
+        }
+        guard !counts.isEmpty else { return ReservedInvoiceNumbers(last: [], counts: [:]) }
+        let orgIDs = counts.keys.sorted { $0.uuidString < $1.uuidString }
+        let reserve = ReserveInvoiceNumbersStatement(orgIDs: orgIDs, counts: orgIDs.map { counts[$0]! })
+        var last: [(orgID: UUID, lastNumber: Int64)] = []
+        for try await (orgID, lastNumber) in try await connection.execute(reserve, logger: logger) { last.append((orgID, lastNumber)) }
+        return ReservedInvoiceNumbers(last: last, counts: counts)
     }
 }
 
@@ -149,8 +156,6 @@ extension SubscriptionStore {
 /// never waits for a second connection from the pool, which concurrent renewals would exhaust.
 actor PlanCache {
     private var plans: [String: Plan] = [:]
-
-    init(catalog: CatalogStore) {}
 
     func plan(_ code: String, on connection: PostgresConnection, logger: Logger) async throws -> Plan? {
         if let plan = plans[code] { return plan }

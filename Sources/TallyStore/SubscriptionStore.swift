@@ -199,11 +199,16 @@ public struct SubscriptionStore: Sendable {
         return bucketID
     }
 
+    /// The line of a period's subscription invoice.
+    static func invoiceDescription(_ plan: Plan, period: BillingPeriod) -> String {
+        "\(plan.name) plan, \(period.start.rfc3339.prefix(10)) to \(period.end.rfc3339.prefix(10))"
+    }
+
     /// The period's subscription invoice: one line, open. Free plans are not invoiced.
     static func charge(_ plan: Plan, for subscriptionID: UUID, period: BillingPeriod, orgID: UUID, at time: Instant,
                        on connection: PostgresConnection, logger: Logger) async throws -> Invoice? {
         guard !plan.isFree else { return nil }
-        let description = "\(plan.name) plan, \(period.start.rfc3339.prefix(10)) to \(period.end.rfc3339.prefix(10))"
+        let description = invoiceDescription(plan, period: period)
         return try await InvoiceStore.issue(
             NewInvoice(id: .v7(at: time), kind: .subscription, currency: plan.price.currency,
                        lines: [InvoiceLine(description: description, quantity: Credits(1), unitPrice: plan.price)],

@@ -136,6 +136,68 @@ import TallyTestSupport
         }
     }
 
+    /// Renewals run in batches of many organisations, one transaction each. Every kind of
+    /// renewal (rollover, overage invoiced, cancellation, a change to a yearly or a free plan),
+    /// batched across organisations, writes what the same renewal writes on its own.
+    @Test func renewalsInBatchesWriteWhatEachWritesAlone() async throws {
+        let clock = ManualClock("2026-03-05T08:00:00Z")
+        try await TestServer.run(clock: clock, databaseConnections: 12) { server in
+            try await server.createPlan("roll", price: "20.00", credits: "300", rollover: #"{"policy": "capped", "max_credits": "100"}"#,
+                                        overage: #"{"allowed": true, "rate_per_credit": "0.10"}"#)
+            try await server.createPlan("yearly", price: "200.00", credits: "4000", interval: "year")
+            try await server.createPlan("free", price: "0.00", credits: "50")
+            func start(_ variant: Int) async throws -> String {
+                let org = try await server.createOrg()
+                try await server.subscribe(org, plan: "roll")
+                func change(_ path: String, _ json: String) async throws {
+                    let response = try await server.request(.POST, "/v1/orgs/\(org)/subscription/\(path)", key: server.platformKey, json: json)
+                    try #require(response.status == 200)
+                }
+                switch variant {
+                case 0: _ = try await server.spend(org, "120")
+                case 1:
+                    _ = try await server.settings(org, #"{"overage_protection": false}"#)
+                    _ = try await server.spend(org, "310")
+                case 2: try await change("cancel", #"{"at_period_end": true}"#)
+                case 3: try await change("change", #"{"plan": "yearly", "effective": "period_end"}"#)
+                default:
+                    try await change("change", #"{"plan": "free", "effective": "period_end"}"#)
+                    _ = try await server.spend(org, "5")
+                }
+                return org
+            }
+            var alone: [String] = []
+            var batched: [String] = []
+            for variant in 0..<5 { alone.append(try await start(variant)) }
+            for copy in 0..<15 { batched.append(try await start(copy % 5)) }
+
+            clock.set("2026-05-06T08:00:00Z")   // two boundaries later
+            for org in alone { try await server.stores.subscriptions.catchUp(orgID: UUID(uuidString: org)!, until: clock.now()) }
+            // Batches of four mix organisations of every kind; three run at once.
+            let renewed = try await server.stores.subscriptions.renewDue(.realClock, until: clock.now(), batchSize: 4, concurrency: 3)
+            #expect(renewed == 3 * (2 + 2 + 1 + 1 + 2))
+
+            func history(_ org: String) async throws -> [String] {
+                let events = try await server.client.query("""
+                    SELECT type FROM events WHERE org_id = \(UUID(uuidString: org)!) ORDER BY type
+                    """, logger: testLogger).collect().map { try $0.decode(String.self) }
+                let invoices = try await server.invoices(org).map {
+                    "\($0.text("number") ?? "-") \($0.text("kind") ?? "") \($0.text("status") ?? "") \($0["total"]?.text("amount") ?? "")"
+                }
+                let subscription = try await server.request(.GET, "/v1/orgs/\(org)/subscription", key: server.platformKey)
+                let state = ["plan", "status", "current_period_start", "current_period_end"].map { subscription[$0] ?? "-" }
+                return try await server.ledgerLines(org) + events + invoices.sorted() + state
+            }
+            let expected = try await alone.asyncMap(history)
+            #expect(expected[1].contains("2 overage open 1.00"))
+            #expect(expected[3].contains("2027-04-05T08:00:00Z"))
+            for (copy, org) in batched.enumerated() {
+                #expect(try await history(org) == expected[copy % 5], "variant \(copy % 5)")
+            }
+            #expect(try await server.verify() == [])
+        }
+    }
+
     @Test func spendEverythingThenUpgradeOnTheLastDay() async throws {
         try await TestServer.run { server in
             try await server.createPlan("pro", price: "9.90", credits: "1000")
