@@ -24,6 +24,16 @@ INSERT INTO ledger_entries (org_id, entry_id, type, credits, actor, created_at)
     SELECT org_id, gen_random_uuid(), 'usage', -((n % 7) * 100), 'system', anchor + interval '1 day' FROM bench_subs WHERE n % 7 > 0;
 INSERT INTO ledger_postings (org_id, entry_id, bucket_id, credits)
     SELECT e.org_id, e.entry_id, s.bucket_id, e.credits FROM ledger_entries e JOIN bench_subs s ON s.org_id = e.org_id WHERE e.type = 'usage';
+-- The first period's invoice, number 1 of each organisation (lines go in with their invoice).
+WITH first_invoices AS (
+    INSERT INTO invoices (org_id, invoice_id, number, kind, status, currency, total, subscription_id, period_start, period_end,
+                          issued_at, created_at)
+    SELECT org_id, entry_id, 1, 'subscription', 'open', 'USD', 10, subscription_id, anchor, anchor + interval '1 month', anchor, anchor
+    FROM bench_subs
+)
+INSERT INTO invoice_lines (org_id, invoice_id, position, description, quantity, unit_price, amount)
+    SELECT org_id, entry_id, 1, 'Bench monthly plan', 1, 10, 10 FROM bench_subs;
+INSERT INTO invoice_sequences (org_id, last_number) SELECT org_id, 1 FROM bench_subs;
 INSERT INTO usage_periods (org_id, period_start, period_end, subscription_id, allocation, used_credits)
     SELECT org_id, anchor, anchor + interval '1 month', subscription_id, 1000, (n % 7) * 100 FROM bench_subs;
 COMMIT;
