@@ -85,6 +85,7 @@ let package = Package(
                 "TallyCore", "TallyJSON", "TallyStore", "TallyHTTP", "TallyJobs", "TallyTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

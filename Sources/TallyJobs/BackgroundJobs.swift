@@ -38,7 +38,8 @@ public struct BackgroundJobs: Service {
                 } catch {
                     logger.error("background jobs failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
                 }
-                try await Task.sleep(for: .seconds(1))
+                // Shutdown cancels the sleep: that is a normal stop, not a failure of the service.
+                do { try await Task.sleep(for: .seconds(1)) } catch { return }
             }
         }
     }
