@@ -51,12 +51,20 @@ public struct DatabaseLocation: Sendable, Equatable {
         return copy
     }
 
-    public func clientConfiguration(maximumConnections: Int = 20) -> PostgresClient.Configuration {
+    /// `keepOpen` (a long-running server) opens every connection up front and keeps them open.
+    public func clientConfiguration(maximumConnections: Int = 20, keepOpen: Bool = false) -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database,
             tls: requireTLS ? .require(.makeClientConfiguration()) : .disable
         )
         configuration.options.maximumConnections = maximumConnections
+        // Every time a connection goes back to the pool, the pool arms a keep-alive timer, and an
+        // idle timer for a connection above the minimum. Each is a `Task.sleep` that, even when
+        // cancelled a millisecond later, keeps its memory until its deadline: under load that was
+        // over 200 MB of cancelled timers. Without them a dropped connection shows on its next
+        // use (the statement fails and the pool replaces the connection).
+        configuration.options.keepAliveBehavior = nil
+        if keepOpen { configuration.options.minimumConnections = maximumConnections }
         // Bound every statement, so that a stuck lock can never hold a request forever.
         configuration.options.additionalStartupParameters = [
             ("statement_timeout", "\(Database.statementTimeoutMilliseconds)"),

@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
         defer { session.close(logger: logger) }
         logger.info("database", metadata: ["db.url": "\(session.location.redacted)", "db.embedded": "\(session.embedded != nil)"])
 
-        let client = PostgresClient(configuration: session.location.clientConfiguration(maximumConnections: connections), backgroundLogger: logger)
+        let client = PostgresClient(configuration: session.location.clientConfiguration(maximumConnections: connections, keepOpen: true), backgroundLogger: logger)
         let clock = SystemWallClock()
         let stores = Stores(database: Database(client: client, logger: logger))
         let services = AppServices(
