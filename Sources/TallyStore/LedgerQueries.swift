@@ -85,6 +85,7 @@ public struct LedgerQueries: Sendable {
               AND (\(filter.from)::timestamptz IS NULL OR created_at >= \(filter.from))
               AND (\(filter.to)::timestamptz IS NULL OR created_at < \(filter.to))
               AND (\(cursor)::bigint IS NULL OR seq < \(cursor))
+              AND seq > 0   -- lets the cursor index serve (see sql/0007)
             ORDER BY seq DESC
             LIMIT \(limit + 1)
             """, logger: logger).collect()

@@ -211,6 +211,7 @@ public struct WebhookStore: Sendable {
         let rows = try await database.client.query("""
             SELECT event_id, type, created_at, data::text, seq FROM events
             WHERE org_id = \(orgID) AND (\(type)::text IS NULL OR type = \(type)) AND (\(cursor)::bigint IS NULL OR seq < \(cursor))
+              AND seq > 0   -- lets the cursor index serve (see sql/0007)
             ORDER BY seq DESC LIMIT \(limit + 1)
             """, logger: database.logger).collect()
         var items: [(id: UUID, type: String, createdAt: Instant, data: String, seq: Int64)] = try rows.map { row in

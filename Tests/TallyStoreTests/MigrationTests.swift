@@ -115,6 +115,22 @@ import TallyTestSupport
             #expect(Set(names).isSubset(of: Set(referenceTables)), "tables without org_id: \(names)")
         }
     }
+
+    /// A foreign-key check finds its row with a plan made without the values: any full index of
+    /// the referenced table that starts with the same column (org_id) competes with the key, and
+    /// one busy organisation then pays a scan of all its rows per check (see sql/0007).
+    @Test func foreignKeyChecksCanOnlyTakeTheReferencedKey() async throws {
+        try await TestDatabases.shared.withDatabase { client, _ in
+            let rows = try await client.query("""
+                SELECT f.conname, i.indexrelid::regclass::text
+                FROM pg_constraint f
+                JOIN pg_index i ON i.indrelid = f.confrelid AND i.indexrelid <> f.conindid
+                WHERE f.contype = 'f' AND i.indpred IS NULL AND i.indkey[0] = f.confkey[1]
+                """, logger: testLogger).collect()
+            let competing = try rows.map { row in try row.decode((String, String).self) }.map { "\($0.0) vs \($0.1)" }
+            #expect(competing.isEmpty, "indexes competing with foreign-key lookups: \(competing)")
+        }
+    }
 }
 
 /// Tables that hold reference data for all organisations rather than one organisation's data.
