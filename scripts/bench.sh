@@ -84,10 +84,20 @@ run_wrk() { # scenario
     wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT" | awk '/^RESULT/ {$1=""; print}'
 }
 echo "== loading Tally ($CONNECTIONS connections, ${DURATION}s each)" >&2
+consume_counters() { # "transactions spends" from the server's metrics
+  python3 -c 'import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1]).read().decode()
+values = {line.split()[0]: int(float(line.split()[1])) for line in text.splitlines() if line.startswith("tally_consume_")}
+print(values.get("tally_consume_transactions", 0), values.get("tally_consume_spends", 0))' "http://127.0.0.1:$PORT/metrics"
+}
 declare -A RESULT
+declare -A BATCHING
 for scenario in consume_many consume_hot quote balance replay; do
+  read -r tx0 sp0 <<<"$(consume_counters)"
   RESULT[$scenario]=$(run_wrk "$scenario")
-  echo "   $scenario: ${RESULT[$scenario]}" >&2
+  read -r tx1 sp1 <<<"$(consume_counters)"
+  BATCHING[$scenario]=$(awk -v t=$((tx1 - tx0)) -v s=$((sp1 - sp0)) 'BEGIN { if (t > 0) printf "%.1f spends per transaction", s / t }')
+  echo "   $scenario: ${RESULT[$scenario]} ${BATCHING[$scenario]}" >&2
 done
 PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
@@ -117,7 +127,7 @@ row() { # name scenario ratio-description ratio-value
 read -r many_rps _ <<<"${RESULT[consume_many]}"
 read -r hot_rps _ <<<"${RESULT[consume_hot]}"
 row "consume, $BENCH_ORGS organisations" consume_many "$(ratio "$many_rps" "$CEILING_MANY_16") x ceiling@16, $(ratio "$many_rps" "$CEILING_MANY_64") x ceiling@64"
-row "consume, one hot organisation" consume_hot "$(ratio "$hot_rps" "$many_rps") x consume-many, $(ratio "$hot_rps" "$CEILING_HOT_64") x hot ceiling@64"
+row "consume, one hot organisation" consume_hot "$(ratio "$hot_rps" "$many_rps") x consume-many, $(ratio "$hot_rps" "$CEILING_HOT_64") x hot ceiling@64, ${BATCHING[consume_hot]}"
 row "quote" quote ""
 row "balance read" balance ""
 row "consume, idempotent replay" replay ""

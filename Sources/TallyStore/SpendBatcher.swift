@@ -24,8 +24,9 @@ actor SpendBatcher {
     private var inFlight: Set<UUID> = []
     private var batches = 0
     private var spends = 0
-    private let batchCounter = Counter(label: "tally_consume_transactions")
-    private let spendCounter = Counter(label: "tally_consume_spends")
+    // Made on first use: after the metrics system is set up, not when the stores are.
+    private lazy var batchCounter = Counter(label: "tally_consume_transactions")
+    private lazy var spendCounter = Counter(label: "tally_consume_spends")
 
     init(apply: @escaping Apply) {
         self.apply = apply

@@ -7,6 +7,7 @@ local threads = {}
 local orgs = {}
 local hot = nil
 local counter = 0
+local nonce = nil
 
 function setup(thread)
     thread:set("tid", #threads + 1)
@@ -17,6 +18,8 @@ function init(args)
     for line in io.lines(os.getenv("BENCH_ORGS")) do orgs[#orgs + 1] = line end
     hot = os.getenv("BENCH_HOT_ORG")
     math.randomseed(tid * 7919 + os.time())
+    -- Keys unique to this run: a key seen before (the warm-up's) would be a replay, not a spend.
+    nonce = string.format("%d%06d", os.time(), math.random(0, 999999))
 end
 
 local function headers(idempotency)
@@ -29,9 +32,9 @@ function request()
     counter = counter + 1
     local org = orgs[math.random(1, #orgs)]
     if scenario == "consume_many" then
-        return wrk.format("POST", "/v1/orgs/" .. org .. "/usage", headers(tid .. "-" .. counter), '{"credits": "0.0001"}')
+        return wrk.format("POST", "/v1/orgs/" .. org .. "/usage", headers(nonce .. "-" .. tid .. "-" .. counter), '{"credits": "0.0001"}')
     elseif scenario == "consume_hot" then
-        return wrk.format("POST", "/v1/orgs/" .. hot .. "/usage", headers("hot-" .. tid .. "-" .. counter), '{"credits": "0.0001"}')
+        return wrk.format("POST", "/v1/orgs/" .. hot .. "/usage", headers("hot-" .. nonce .. "-" .. tid .. "-" .. counter), '{"credits": "0.0001"}')
     elseif scenario == "quote" then
         return wrk.format("POST", "/v1/orgs/" .. org .. "/quote", headers(nil), '{"operation": "smart_crop", "quantity": 10}')
     elseif scenario == "balance" then
