@@ -42,8 +42,19 @@ enum PeriodBilling {
     /// recomputes its one line exactly from the period's total. Returns the invoice id.
     static func accumulateOverage(_ credits: Credits, rate: Money, period: LivePeriod, orgID: UUID, at now: Instant,
                                   on connection: PostgresConnection, logger: Logger) async throws -> UUID {
-        try await adjustOverage(by: credits, rate: rate, subscriptionID: period.subscriptionID, periodStart: period.start,
-                                periodEnd: period.end, orgID: orgID, at: now, on: connection, logger: logger)
+        let invoiceID = try await adjustOverage(by: credits, rate: rate, subscriptionID: period.subscriptionID, periodStart: period.start,
+                                                periodEnd: period.end, orgID: orgID, at: now, on: connection, logger: logger)
+        // The spend's terms were read before its transaction. A renewal, plan change or
+        // cancellation that committed since has finalised this period's overage, and the draft
+        // above would be a new one that nothing ever finalises. Checked with the draft locked:
+        // a renewal that has not finalised it yet waits for this transaction and bills it.
+        let live = try await connection.query("""
+            SELECT 1 FROM subscriptions
+            WHERE org_id = \(orgID) AND subscription_id = \(period.subscriptionID) AND status = 'active'
+              AND current_period_start = \(period.start)
+            """, logger: logger).collect()
+        guard !live.isEmpty else { throw SpendTermsChanged() }
+        return invoiceID
     }
 
     @discardableResult

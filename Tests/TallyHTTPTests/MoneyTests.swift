@@ -79,6 +79,42 @@ extension TestServer {
         }
     }
 
+    /// A spend priced on terms read just before its period was renewed must not put overage on
+    /// a new draft for the finalised period (nothing would ever bill it): it writes nothing, and
+    /// over HTTP it is priced again on the new period.
+    @Test func aSpendWhosePeriodWasRenewedMeanwhileWritesNothingAndIsPricedAgain() async throws {
+        try await TestServer.run { server in
+            try await server.createPlan("studio", price: "250.00", credits: "10", overage: #"{"allowed": true, "rate_per_credit": "0.10"}"#)
+            let clock = try await server.createClock("2026-05-06T00:00:00Z")
+            let org = try await server.createOrg(extra: #", "test_clock_id": "\#(clock)""#)
+            let orgID = try #require(UUID(uuidString: org))
+            try await server.subscribe(org, plan: "studio")
+            _ = try await server.settings(org, #"{"overage_protection": false}"#)
+            #expect(try await server.spend(org, "12").status == 201)     // 2 overage in May
+            let stale = try #require(try await server.stores.orgs.context(orgID))
+            #expect(stale.period?.start == (try Instant(rfc3339: "2026-05-06T00:00:00Z")))
+            try await server.advance(clock, to: "2026-06-06T00:00:00Z")   // renewal finalises May's overage
+            let invoicesBefore = try await server.invoices(org).count
+            let entriesBefore = try await server.ledgerCount(org)
+
+            await #expect(throws: SpendTermsChanged.self) {
+                _ = try await server.stores.consumption.consume(
+                    orgID: orgID, at: try Instant(rfc3339: "2026-06-05T23:59:59Z"), SpendRequest(credits: Credits(15), usage: UsageDetails()),
+                    terms: stale.spendTerms, claim: nil, render: { _ in (201, []) })
+            }
+            let overage = try await server.invoices(org).filter { $0.text("kind") == "overage" }
+            #expect(overage.map { "\($0.text("status") ?? "") \($0["total"]?.text("amount") ?? "")" } == ["open 0.20"])
+            #expect(try await server.invoices(org).count == invoicesBefore)
+            #expect(try await server.ledgerCount(org) == entriesBefore)
+
+            let fresh = try await server.spend(org, "15")                 // June: 10 allocated, 5 overage
+            #expect(fresh.status == 201)
+            #expect(fresh["overage_credits"] == "5")
+            #expect(try await server.overageDraftTotal(org) == "0.50")
+            #expect(try await server.verify() == [])
+        }
+    }
+
     @Test func protectionOnRefusesAndRecordsNothingAndTheCapRefusesBeyondIt() async throws {
         try await TestServer.run { server in
             try await server.createPlan("p", price: "10.00", credits: "5", overage: #"{"allowed": true, "rate_per_credit": "0.10"}"#)

@@ -57,17 +57,28 @@ struct CreditsController {
     }
 
     func consume(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
-        let scope = try await services.orgScope(context)
+        var scope = try await services.orgScope(context)
         var request = request
         let json = try await request.jsonBody(context: context)
         let body = try StrictJSONDecoder.decode(UsageBody.self, from: json)
-        let spend = try await services.price(body, scope: scope)
         let claim = try Idempotency.claim(request, body: json, required: true)
-        let stored = try await services.stores.consumption.consume(
-            orgID: scope.org.id, at: scope.now, spend, terms: scope.context.spendTerms, claim: claim,
-            render: Idempotency.renderer(SpendResponse.init)
-        )
-        return Idempotency.response(stored)
+        // A period that moves on while the spend is in flight (a renewal at the boundary) leaves
+        // nothing written: the spend is priced again on the organisation's new terms.
+        for attempt in 1... {
+            let spend = try await services.price(body, scope: scope)
+            do {
+                let stored = try await services.stores.consumption.consume(
+                    orgID: scope.org.id, at: scope.now, spend, terms: scope.context.spendTerms, claim: claim,
+                    render: Idempotency.renderer(SpendResponse.init)
+                )
+                return Idempotency.response(stored)
+            } catch is SpendTermsChanged where attempt < 3 {
+                scope = try await services.orgScope(context)
+            } catch is SpendTermsChanged {
+                throw TallyError(.unavailable, code: "unavailable", detail: "The organisation's billing period is changing; retry.")
+            }
+        }
+        preconditionFailure("unreachable")
     }
 
     func reverse(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
