@@ -28,7 +28,7 @@ enum Idempotency {
     }
 
     /// Renders a use case's result as the response that is sent and kept for replays.
-    static func renderer<Value: Sendable, Body: Encodable>(status: Int = 201, _ transform: @escaping @Sendable (Value) -> Body) -> ResponseRenderer<Value> {
+    static func renderer<Value: Sendable, Body: Encodable & SendableMetatype>(status: Int = 201, _ transform: @escaping @Sendable (Value) -> Body) -> ResponseRenderer<Value> {
         { result in
             switch result {
             case .success(let value):

@@ -22,7 +22,7 @@ public struct BackgroundJobs: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             // The scheduled jobs run at start, then every `jobsIntervalSeconds`.
             var jobsDueAt = ContinuousClock.now
             while !Task.isCancelled {
