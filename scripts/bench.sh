@@ -3,7 +3,8 @@
 #
 # 1. builds Tally in release mode;
 # 2. starts PostgreSQL (fsync and synchronous_commit on) and seeds BENCH_ORGS organisations;
-# 3. measures PostgreSQL's own ceiling with pgbench running the bare SQL of a spend;
+# 3. measures PostgreSQL's own ceiling with pgbench running the bare SQL of a spend, and the
+#    cost of Tally's own SQL with pgbench running the statements of a spend as Tally sends them;
 # 4. loads Tally over HTTP on loopback with wrk, scenario by scenario, and prints a table with
 #    requests/s, p50/p99/p99.9 latency, errors and the ratio to the ceiling, and the server's
 #    peak resident memory;
@@ -65,6 +66,11 @@ CEILING_MANY_64=$(pgbench_tps scripts/bench/ceiling.sql 64)
 CEILING_HOT_16=$(pgbench_tps scripts/bench/ceiling-hot.sql 16)
 CEILING_HOT_64=$(pgbench_tps scripts/bench/ceiling-hot.sql 64)
 echo "   ceiling: $CEILING_MANY_16 tps @16, $CEILING_MANY_64 @64; hot: $CEILING_HOT_16 @16, $CEILING_HOT_64 @64" >&2
+# Tally's own statements for a spend, without the service around them: what its SQL costs.
+python3 scripts/bench/tally-sql.py "$WORK/tally-sql.sql"
+OWN_SQL_16=$(pgbench_tps "$WORK/tally-sql.sql" 16)
+OWN_SQL_64=$(pgbench_tps "$WORK/tally-sql.sql" 64)
+echo "   Tally's own SQL: $OWN_SQL_16 tps @16, $OWN_SQL_64 @64" >&2
 psql "$ADMIN_URL" -qc "DROP DATABASE ceiling" >/dev/null
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -118,6 +124,7 @@ echo "Tally benchmark: $(nproc) cores, PostgreSQL $(pg_config --version | awk '{
 echo
 printf "ceiling (pgbench, bare SQL of a spend)   %6s tps @16  %6s tps @64   one hot organisation: %6s tps @16  %6s tps @64\n" \
   "$CEILING_MANY_16" "$CEILING_MANY_64" "$CEILING_HOT_16" "$CEILING_HOT_64"
+printf "Tally's own SQL of a spend (pgbench)     %6s tps @16  %6s tps @64\n" "$OWN_SQL_16" "$OWN_SQL_64"
 echo
 printf "%-34s %10s %8s %8s %8s %7s %s\n" "scenario (wrk, $CONNECTIONS connections)" "requests/s" "p50 ms" "p99 ms" "p99.9 ms" "errors" "ratio"
 row() { # name scenario ratio-description ratio-value
@@ -126,7 +133,7 @@ row() { # name scenario ratio-description ratio-value
 }
 read -r many_rps _ <<<"${RESULT[consume_many]}"
 read -r hot_rps _ <<<"${RESULT[consume_hot]}"
-row "consume, $BENCH_ORGS organisations" consume_many "$(ratio "$many_rps" "$CEILING_MANY_16") x ceiling@16, $(ratio "$many_rps" "$CEILING_MANY_64") x ceiling@64"
+row "consume, $BENCH_ORGS organisations" consume_many "$(ratio "$many_rps" "$CEILING_MANY_16") x ceiling@16, $(ratio "$many_rps" "$CEILING_MANY_64") x ceiling@64, $(ratio "$many_rps" "$OWN_SQL_64") x own SQL@64"
 row "consume, one hot organisation" consume_hot "$(ratio "$hot_rps" "$many_rps") x consume-many, $(ratio "$hot_rps" "$CEILING_HOT_64") x hot ceiling@64, ${BATCHING[consume_hot]}"
 row "quote" quote ""
 row "balance read" balance ""
