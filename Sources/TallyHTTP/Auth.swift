@@ -77,12 +77,12 @@ struct OrgScope: Sendable {
 extension AppServices {
     /// Resolves `{org}` for the caller: a key of another organisation gets 404 (never revealing
     /// that the organisation exists), before a role below `role` gets 403.
-    func orgScope(_ context: TallyRequestContext, role: KeyRole = .member) async throws -> OrgScope {
+    func orgScope(_ context: TallyRequestContext, role: KeyRole = .member, idempotencyKey: String? = nil) async throws -> OrgScope {
         let caller = try context.requiredCaller
         let notFound = TallyError.notFound("The organisation")
         guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
         if caller.role != .platform && caller.orgID != id { throw notFound }
-        guard var context = try await stores.orgs.context(id) else { throw notFound }
+        guard var context = try await stores.orgs.context(id, idempotencyKey: idempotencyKey) else { throw notFound }
         guard caller.role.permits(role) else {
             throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
         }
@@ -91,7 +91,7 @@ extension AppServices {
         // billing cron never leaves an organisation without its new credits.
         if let dueAt = context.renewalDueAt, dueAt <= now {
             try await stores.subscriptions.catchUp(orgID: id, until: now)
-            guard let renewed = try await stores.orgs.context(id) else { throw notFound }
+            guard let renewed = try await stores.orgs.context(id, idempotencyKey: idempotencyKey) else { throw notFound }
             context = renewed
         }
         return OrgScope(context: context, caller: caller, now: now)

@@ -211,7 +211,7 @@ struct ApplySpends: Sendable {
                 case .sameAs(let owner):
                     guard case .answered(let response) = slots[owner] else { preconditionFailure("an owner is answered first") }
                     return StoredResponse(status: response.status, body: response.body, replayed: true)
-                case .conflict: throw TallyError.conflict("idempotency_conflict", "This Idempotency-Key was already used with a different request.")
+                case .conflict: throw TallyError.idempotencyConflict
                 case .pending: preconditionFailure("every spend is answered")
                 }
             }

@@ -6,6 +6,13 @@ import PostgresNIO
 import TallyCore
 
 /// An `Idempotency-Key` and the hash of the request it came with.
+extension TallyError {
+    /// The Idempotency-Key was first used with another request (method, path or body).
+    public static var idempotencyConflict: TallyError {
+        .conflict("idempotency_conflict", "This Idempotency-Key was already used with a different request.")
+    }
+}
+
 public struct IdempotencyClaim: Sendable {
     public let key: String
     public let requestHash: [UInt8]
@@ -99,7 +106,7 @@ extension Database {
         }
         let (storedHash, status, body) = try row.decode((ByteBuffer, Int?, ByteBuffer?).self)
         guard Array(storedHash.readableBytesView) == claim.requestHash else {
-            throw TallyError.conflict("idempotency_conflict", "This Idempotency-Key was already used with a different request.")
+            throw TallyError.idempotencyConflict
         }
         guard let status, let body else {
             throw TallyError(.unavailable, code: "unavailable", detail: "The first request with this Idempotency-Key is still in progress; retry.")

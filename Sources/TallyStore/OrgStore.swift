@@ -19,6 +19,16 @@ public struct OrgContext: Sendable, Equatable {
 
     /// What a spend may do beyond the credits.
     public var spendTerms: SpendTerms { SpendTerms(period: period, settings: settings, timezone: org.timezone) }
+
+    /// The answer stored under the request's Idempotency-Key, when the context was read with one
+    /// and that request has finished: a replay is answered from it without a transaction.
+    public var storedAnswer: StoredAnswer?
+}
+
+/// A finished request's answer under its Idempotency-Key, with the hash of that request.
+public struct StoredAnswer: Sendable, Equatable {
+    public let requestHash: [UInt8]
+    public let response: StoredResponse
 }
 
 /// Which organisations a job looks at.
@@ -89,9 +99,11 @@ public struct OrgStore: Sendable {
     }
 
     /// The organisation, its clock's time, its settings and its live period, in one prepared
-    /// query: every request on an organisation starts with it.
-    public func context(_ id: UUID) async throws -> OrgContext? {
-        for try await context in try await database.client.execute(OrgContextStatement(orgID: id), logger: database.logger) {
+    /// query: every request on an organisation starts with it. With `idempotencyKey`, also the
+    /// answer stored under that key, if its request has finished.
+    public func context(_ id: UUID, idempotencyKey: String? = nil) async throws -> OrgContext? {
+        for try await context in try await database.client.execute(OrgContextStatement(orgID: id, idempotencyKey: idempotencyKey),
+                                                                   logger: database.logger) {
             return context
         }
         return nil
@@ -104,19 +116,23 @@ struct OrgContextStatement: PostgresPreparedStatement {
                o.overage_protection, o.overage_cap_credits, o.auto_topup_enabled, o.auto_topup_threshold, o.auto_topup_pack,
                o.last_auto_topup_at, o.alert_thresholds_percent,
                s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
-               p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text
+               p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text,
+               k.request_hash, k.status_code, k.response_body
         FROM orgs o
         LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
         LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
         LEFT JOIN plans p ON p.code = s.plan_code
+        LEFT JOIN idempotency_keys k ON k.org_id = o.org_id AND k.idempotency_key = $2 AND k.status_code IS NOT NULL
         WHERE o.org_id = $1
         """
 
     let orgID: UUID
+    let idempotencyKey: String?
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
+        var bindings = PostgresBindings(capacity: 2)
         bindings.append(orgID)
+        bindings.append(idempotencyKey)
         return bindings
     }
 
@@ -143,7 +159,13 @@ struct OrgContextStatement: PostgresPreparedStatement {
                 for (code, value) in members { rates[code] = try CatalogJSON.credits(value) }
             }
         }
-        return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period, planRates: rates)
+        var storedAnswer: StoredAnswer?
+        if let hash = try c[26].decode(ByteBuffer?.self), let status = try c[27].decode(Int?.self), let body = try c[28].decode(ByteBuffer?.self) {
+            storedAnswer = StoredAnswer(requestHash: Array(hash.readableBytesView),
+                                        response: StoredResponse(status: status, body: Array(body.readableBytesView), replayed: true))
+        }
+        return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period, planRates: rates,
+                          storedAnswer: storedAnswer)
     }
 }
 

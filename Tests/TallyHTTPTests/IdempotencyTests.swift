@@ -44,6 +44,29 @@ import TallyTestSupport
         }
     }
 
+    /// A finished spend's replay (and a conflicting reuse of its key) is answered from the
+    /// context read: no transaction, no batch.
+    @Test func aFinishedSpendIsReplayedWithoutATransaction() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "10")
+            let first = try await server.spend(org, "1.3", key: "fast")
+            #expect(first.status == 201)
+            let before = await server.stores.consumption.batchStatistics
+            let replay = try await server.spend(org, "1.3", key: "fast")
+            #expect(replay.status == 201)
+            #expect(replay.body == first.body)
+            #expect(replay.header("Idempotent-Replayed") == "true")
+            let conflict = try await server.spend(org, "2", key: "fast")
+            #expect(conflict.status == 409)
+            #expect(conflict["code"] == "idempotency_conflict")
+            let after = await server.stores.consumption.batchStatistics
+            #expect(after.batches == before.batches)
+            #expect(after.spends == before.spends)
+            #expect(try await server.available(org) == (try Credits(parsing: "8.7")))
+        }
+    }
+
     @Test func theSameKeyWithAnotherBodyIsAConflict() async throws {
         try await TestServer.run { server in
             let org = try await server.createOrg()

@@ -57,11 +57,17 @@ struct CreditsController {
     }
 
     func consume(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
-        var scope = try await services.orgScope(context)
+        // The context read also fetches a finished answer under the key: a replay (a client
+        // retrying after a timeout) costs one query and no transaction.
+        var scope = try await services.orgScope(context, idempotencyKey: request.headers[Idempotency.header])
         var request = request
         let json = try await request.jsonBody(context: context)
         let body = try StrictJSONDecoder.decode(UsageBody.self, from: json)
         let claim = try Idempotency.claim(request, body: json, required: true)
+        if let answer = scope.context.storedAnswer, let claim {
+            guard answer.requestHash == claim.requestHash else { throw TallyError.idempotencyConflict }
+            return Idempotency.response(answer.response)
+        }
         // A period that moves on while the spend is in flight (a renewal at the boundary) leaves
         // nothing written: the spend is priced again on the organisation's new terms.
         for attempt in 1... {
