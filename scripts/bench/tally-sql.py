@@ -54,7 +54,7 @@ ENTRY = "md5(:e || '-' || :client_id)::uuid"      # the same id in the entry and
 KEY = "('k' || :e || '-' || :client_id)"
 NULLS = 'ARRAY[NULL]'
 
-context = {1: ORG}
+context = {1: ORG, 2: KEY}     # a spend sends its key: the context read looks for a stored answer
 claim = {1: ORG, 2: 'now()', 3: f'ARRAY[{KEY}]', 4: "ARRAY['\\x00'::bytea]"}
 write = {
     1: ORG, 2: 'now()',
