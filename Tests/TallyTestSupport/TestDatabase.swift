@@ -60,7 +60,7 @@ public actor TestDatabases {
     public func makeEmptyDatabase() async throws -> DatabaseLocation {
         let server = try server
         let name = "tally_t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
-        try await Self.admin(server) { connection in
+        _ = try await Self.admin(server) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: testLogger)
         }
         return server.with(database: name)
@@ -71,7 +71,7 @@ public actor TestDatabases {
         let template = try await ensureTemplate()
         let server = try server
         let name = "tally_t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
-        try await Self.admin(server) { connection in
+        _ = try await Self.admin(server) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"), logger: testLogger)
         }
         return server.with(database: name)
@@ -133,7 +133,7 @@ public actor TestDatabases {
             let rows = try await connection.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: testLogger).collect()
             if rows.isEmpty {
                 try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: testLogger)
-                try await self.runClient(server.with(database: name), maximumConnections: 2) { client, _ in
+                _ = try await self.runClient(server.with(database: name), maximumConnections: 2) { client, _ in
                     try await MigrationRunner(client: client, logger: testLogger).apply(migrations)
                 }
             }
