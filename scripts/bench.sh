@@ -56,15 +56,15 @@ done
 psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n > 0 ORDER BY n" > "$WORK/orgs.txt"
 HOT_ORG=$(psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n = 0")
 
-pgbench_tps() { # script clients
-  pgbench -n -M prepared -D orgs="$BENCH_ORGS" -f "$1" -c "$2" -j 2 -T "$DURATION" "$CEILING_URL" 2>/dev/null \
+pgbench_tps() { # script clients [first last]: organisations n = first..last (default: all but the hot one)
+  pgbench -n -M prepared -D orgs="$BENCH_ORGS" -D first="${3:-1}" -D last="${4:-$BENCH_ORGS}" -f "$1" -c "$2" -j 2 -T "$DURATION" "$CEILING_URL" 2>/dev/null \
     | awk '/^tps/ {print int($3)}'
 }
 echo "== ceiling: pgbench with the bare SQL of a spend" >&2
 CEILING_MANY_16=$(pgbench_tps scripts/bench/ceiling.sql 16)
 CEILING_MANY_64=$(pgbench_tps scripts/bench/ceiling.sql 64)
-CEILING_HOT_16=$(pgbench_tps scripts/bench/ceiling-hot.sql 16)
-CEILING_HOT_64=$(pgbench_tps scripts/bench/ceiling-hot.sql 64)
+CEILING_HOT_16=$(pgbench_tps scripts/bench/ceiling.sql 16 0 0)
+CEILING_HOT_64=$(pgbench_tps scripts/bench/ceiling.sql 64 0 0)
 echo "   ceiling: $CEILING_MANY_16 tps @16, $CEILING_MANY_64 @64; hot: $CEILING_HOT_16 @16, $CEILING_HOT_64 @64" >&2
 # Tally's own statements for a spend, without the service around them: what its SQL costs.
 python3 scripts/bench/tally-sql.py "$WORK/tally-sql.sql"

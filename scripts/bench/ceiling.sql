@@ -1,6 +1,7 @@
 -- PostgreSQL's own ceiling for a spend: lock the first spendable bucket, update it, insert a
--- ledger row, commit. (pgbench -D orgs=N; n = 0 is the hot organisation.)
-\set n random(1, :orgs)
+-- ledger row, commit. (pgbench -D first=1 -D last=N: over N organisations; -D first=0 -D last=0:
+-- the hot organisation, n = 0.)
+\set n random(:first, :last)
 BEGIN;
 SELECT bucket_id FROM credit_buckets
 WHERE org_id = (SELECT org_id FROM bench_orgs WHERE n = :n) AND remaining > 0
