@@ -19,7 +19,7 @@ public struct SpendRequest: Sendable {
 /// The organisation's period moved on (renewed, changed or cancelled) between reading the
 /// spend's terms and spending: nothing was written, and the request is to be priced again with
 /// fresh terms. Never an answer of its own, so never stored under an idempotency key.
-public struct SpendTermsChanged: Error, Equatable {}
+public struct SpendTermsChanged: Error {}
 
 /// What a spend did.
 public struct SpendOutcome: Sendable, Equatable {

@@ -70,7 +70,7 @@ struct CreditsController {
         }
         // A period that moves on while the spend is in flight (a renewal at the boundary) leaves
         // nothing written: the spend is priced again on the organisation's new terms.
-        for attempt in 1... {
+        for _ in 1...3 {
             let spend = try await services.price(body, scope: scope)
             do {
                 let stored = try await services.stores.consumption.consume(
@@ -78,13 +78,11 @@ struct CreditsController {
                     render: Idempotency.renderer(SpendResponse.init)
                 )
                 return Idempotency.response(stored)
-            } catch is SpendTermsChanged where attempt < 3 {
-                scope = try await services.orgScope(context)
             } catch is SpendTermsChanged {
-                throw TallyError(.unavailable, code: "unavailable", detail: "The organisation's billing period is changing; retry.")
+                scope = try await services.orgScope(context)
             }
         }
-        preconditionFailure("unreachable")
+        throw TallyError(.unavailable, code: "unavailable", detail: "The organisation's billing period is changing; retry.")
     }
 
     func reverse(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
