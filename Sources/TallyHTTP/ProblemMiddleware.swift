@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import TallyCore
+import TallyStore
 
 /// Turns every error into an RFC 9457 problem document with a stable `code`. Unexpected errors
 /// are logged here (with the request id) and answered with a generic 500: no internals leak.
@@ -17,15 +18,34 @@ struct ProblemMiddleware: RouterMiddleware {
             return Self.response(for: error)
         } catch let error as HTTPError {
             return Self.response(for: Self.translate(error))
+        } catch let error as DatabaseUnavailable {
+            return Self.unavailable(error, context: context)
         } catch is NIOTooManyBytesError {
             return Self.response(for: TallyError(.payloadTooLarge, code: "payload_too_large", detail: "The body is too large."))
         } catch {
+            if DatabaseUnavailable.isConnectionLoss(error) {
+                return Self.unavailable(DatabaseUnavailable(.connectionLost, underlying: error), context: context)
+            }
             if Self.isOverload(error) {
                 context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
                 return Self.response(for: TallyError(.unavailable, code: "unavailable", detail: "The service is briefly unavailable; retry with the same Idempotency-Key."))
             }
             context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
             return Self.response(status: .internalServerError, code: "internal_error", detail: "Something went wrong on our side. The request id is \(context.id).")
+        }
+    }
+
+    /// 503 with `Retry-After`: nothing was stored under the request's Idempotency-Key unless the
+    /// transaction committed, so the same request may simply be sent again.
+    static func unavailable(_ error: DatabaseUnavailable, context: Context) -> Response {
+        context.logger.debug("database unavailable", metadata: ["error": "\(error)"])
+        switch error.reason {
+        case .busy:
+            return response(for: TallyError(.unavailable, code: "overloaded", detail: "Every database connection is busy; retry with the same Idempotency-Key."))
+        case .shuttingDown:
+            return response(for: TallyError(.unavailable, code: "shutting_down", detail: "This instance is shutting down; retry with the same Idempotency-Key."))
+        case .unreachable, .connectionLost:
+            return response(for: TallyError(.unavailable, code: "database_unavailable", detail: "The database is unavailable; retry with the same Idempotency-Key."))
         }
     }
 
@@ -81,6 +101,7 @@ struct ProblemMiddleware: RouterMiddleware {
     static func response(status: HTTPResponse.Status, code: String, detail: String, field: String? = nil, extras: [String: String] = [:]) -> Response {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if status == .serviceUnavailable { headers[.retryAfter] = "1" }
         return Response(status: status, headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: body(status: status, code: code, detail: detail, field: field, extras: extras))))
     }

@@ -12,35 +12,64 @@ public struct BackgroundJobs: Service {
     let clock: any WallClock
     let jobsIntervalSeconds: Int?
     let logger: Logger
+    let startAfter: AsyncStream<Void>?
 
-    public init(runner: JobRunner, deliverer: WebhookDeliverer, clock: any WallClock, jobsIntervalSeconds: Int?, logger: Logger) {
+    /// `startAfter`: the jobs wait for its first element (the migrations are applied) or its end.
+    public init(runner: JobRunner, deliverer: WebhookDeliverer, clock: any WallClock, jobsIntervalSeconds: Int?, logger: Logger,
+                startAfter: AsyncStream<Void>? = nil) {
         self.runner = runner
         self.deliverer = deliverer
         self.clock = clock
         self.jobsIntervalSeconds = jobsIntervalSeconds
         self.logger = logger
+        self.startAfter = startAfter
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            if let startAfter {
+                for await _ in startAfter { break }
+            }
             // The scheduled jobs run at start, then every `jobsIntervalSeconds`.
             var jobsDueAt = ContinuousClock.now
+            var backoff = Backoff()
             while !Task.isCancelled {
                 do {
                     try await deliverer.deliverDue()
                     if let interval = jobsIntervalSeconds, ContinuousClock.now >= jobsDueAt {
-                        jobsDueAt = ContinuousClock.now + .seconds(interval)
                         let report = try await runner.runOnce(at: clock.now())
+                        jobsDueAt = ContinuousClock.now + .seconds(interval)
                         logger.debug("scheduled jobs ran", metadata: ["report": "\(report)"])
                     }
+                    if backoff.failures > 0 {
+                        logger.notice("background jobs running again", metadata: ["jobs.failed_runs": "\(backoff.failures)"])
+                    }
+                    backoff.reset()
                 } catch is CancellationError {
                     return
                 } catch {
-                    logger.error("background jobs failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                    // Once per outage, not once per second: later failures of the same run are quiet.
+                    if backoff.failures == 0 {
+                        logger.error("background jobs failed; retrying with back-off", metadata: ["error": "\(String(reflecting: error))"])
+                    }
+                    backoff.failed()
                 }
                 // Shutdown cancels the sleep: that is a normal stop, not a failure of the service.
-                do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                do { try await Task.sleep(for: backoff.delay) } catch { return }
             }
         }
     }
+}
+
+/// One second between runs while they succeed; after failures 2, 4, 8 ... up to 30 seconds.
+struct Backoff {
+    private(set) var failures = 0
+
+    var delay: Duration {
+        guard failures > 0 else { return .seconds(1) }
+        return .seconds(min(30, 1 << min(failures, 5)))
+    }
+
+    mutating func failed() { failures += 1 }
+    mutating func reset() { failures = 0 }
 }

@@ -60,7 +60,7 @@ public struct APIKeyStore: Sendable {
         let (secret, prefix) = KeyMaterial.generate()
         let key = APIKey(id: .v7(at: now), orgID: orgID, name: name, role: role, prefix: prefix, createdAt: now, revokedAt: nil)
         let hash = ByteBuffer(bytes: KeyMaterial.hash(secret))
-        try await database.client.query("""
+        try await database.pool.query("""
             INSERT INTO api_keys (key_id, org_id, name, role, prefix, key_hash, created_at)
             VALUES (\(key.id), \(orgID), \(name), \(role.rawValue), \(prefix), \(hash), \(now))
             """, logger: database.logger)
@@ -69,7 +69,7 @@ public struct APIKeyStore: Sendable {
 
     /// The organisation's live keys, oldest first.
     public func list(orgID: UUID, limit: Int, after cursor: UUID?) async throws -> Page<APIKey> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT key_id, name, role, prefix, created_at FROM api_keys
             WHERE org_id = \(orgID) AND revoked_at IS NULL AND (\(cursor)::uuid IS NULL OR key_id > \(cursor))
             ORDER BY key_id LIMIT \(limit + 1)
@@ -86,7 +86,7 @@ public struct APIKeyStore: Sendable {
 
     /// Revokes at once: the key fails on its next request. False when there is no such live key.
     public func revoke(orgID: UUID, keyID: UUID, at now: Instant) async throws -> Bool {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             UPDATE api_keys SET revoked_at = \(now)
             WHERE org_id = \(orgID) AND key_id = \(keyID) AND revoked_at IS NULL
             RETURNING key_id
@@ -99,7 +99,7 @@ public struct APIKeyStore: Sendable {
     public func authenticate(secret: String) async throws -> AuthenticatedKey? {
         guard secret.hasPrefix(KeyMaterial.scheme), secret.utf8.count <= 128 else { return nil }
         let hash = ByteBuffer(bytes: KeyMaterial.hash(secret))
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT key_id, org_id, role FROM api_keys WHERE key_hash = \(hash) AND revoked_at IS NULL
             """, logger: database.logger)
         for try await (keyID, orgID, role) in rows.decode((UUID, UUID?, String).self) {

@@ -47,8 +47,8 @@ enum BucketQueries {
     }
 
     /// The organisation's spendable buckets at `now`, without locking: what balance reads show.
-    static func spendable(orgID: UUID, at now: Instant, on client: PostgresClient, logger: Logger) async throws -> [CreditBucket] {
-        let rows = try await client.query("""
+    static func spendable(orgID: UUID, at now: Instant, on pool: DatabasePool, logger: Logger) async throws -> [CreditBucket] {
+        let rows = try await pool.query("""
             SELECT \(unescaped: columns) FROM credit_buckets
             WHERE org_id = \(orgID) AND remaining > 0 AND effective_at <= \(now) AND (expires_at IS NULL OR expires_at > \(now))
             ORDER BY \(unescaped: burnOrder)

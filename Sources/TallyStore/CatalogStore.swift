@@ -13,7 +13,7 @@ public struct CatalogStore: Sendable {
     public func createPlan(_ plan: Plan, at now: Instant) async throws {
         try plan.validate()
         do {
-            try await database.client.query(PlanRows.insert(plan, at: now), logger: database.logger)
+            try await database.pool.query(PlanRows.insert(plan, at: now), logger: database.logger)
         } catch let error as PSQLError where error.sqlState == SQLState.uniqueViolation {
             throw TallyError.conflict("plan_exists", "A plan with code '\(plan.code)' exists; plans in use are immutable, so a new price is a new code.")
         }
@@ -34,12 +34,12 @@ public struct CatalogStore: Sendable {
     }
 
     public func plan(_ code: String) async throws -> Plan? {
-        let rows = try await database.client.query("SELECT \(unescaped: PlanRows.columns) FROM plans WHERE code = \(code)", logger: database.logger).collect()
+        let rows = try await database.pool.query("SELECT \(unescaped: PlanRows.columns) FROM plans WHERE code = \(code)", logger: database.logger).collect()
         return try rows.first.map(PlanRows.decode)
     }
 
     public func plans(limit: Int, after cursor: String?) async throws -> Page<Plan> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: PlanRows.columns) FROM plans WHERE (\(cursor)::text IS NULL OR code > \(cursor))
             ORDER BY code LIMIT \(limit + 1)
             """, logger: database.logger).collect()
@@ -92,7 +92,7 @@ public struct CatalogStore: Sendable {
 
     /// An operation with its components, read in one query: what pricing needs.
     public func pricing(_ code: String) async throws -> (operation: OperationDefinition, components: [String: OperationDefinition])? {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: OperationRows.columns) FROM operations
             WHERE code = \(code) OR code = ANY((SELECT components FROM operations WHERE code = \(code))::text[])
             """, logger: database.logger).collect()
@@ -102,7 +102,7 @@ public struct CatalogStore: Sendable {
     }
 
     public func operations(limit: Int, after cursor: String?) async throws -> Page<OperationDefinition> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: OperationRows.columns) FROM operations WHERE (\(cursor)::text IS NULL OR code > \(cursor))
             ORDER BY code LIMIT \(limit + 1)
             """, logger: database.logger).collect()
@@ -113,7 +113,7 @@ public struct CatalogStore: Sendable {
 
     public func createPack(_ pack: CreditPack, at now: Instant) async throws {
         try pack.validate()
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             INSERT INTO credit_packs (code, name, credits, price, currency, expires_after_days, created_at)
             VALUES (\(pack.code), \(pack.name), \(pack.credits), \(MoneyMicros(pack.price)), \(pack.price.currency.code), \(pack.expiresAfterDays), \(now))
             ON CONFLICT (code) DO NOTHING RETURNING code
@@ -122,12 +122,12 @@ public struct CatalogStore: Sendable {
     }
 
     public func pack(_ code: String) async throws -> CreditPack? {
-        let rows = try await database.client.query("SELECT \(unescaped: PackRows.columns) FROM credit_packs WHERE code = \(code)", logger: database.logger).collect()
+        let rows = try await database.pool.query("SELECT \(unescaped: PackRows.columns) FROM credit_packs WHERE code = \(code)", logger: database.logger).collect()
         return try rows.first.map(PackRows.decode)
     }
 
     public func packs(limit: Int, after cursor: String?) async throws -> Page<CreditPack> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: PackRows.columns) FROM credit_packs WHERE (\(cursor)::text IS NULL OR code > \(cursor))
             ORDER BY code LIMIT \(limit + 1)
             """, logger: database.logger).collect()
@@ -136,7 +136,7 @@ public struct CatalogStore: Sendable {
 
     /// True when the catalog has nothing in it (the demo catalog loads only then).
     public func isEmpty() async throws -> Bool {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT NOT EXISTS (SELECT 1 FROM plans) AND NOT EXISTS (SELECT 1 FROM operations) AND NOT EXISTS (SELECT 1 FROM credit_packs)
             """, logger: database.logger).collect()
         return try rows[0].decode(Bool.self)

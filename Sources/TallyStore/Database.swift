@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import TallyCore
 
@@ -51,21 +52,13 @@ public struct DatabaseLocation: Sendable, Equatable {
         return copy
     }
 
-    /// `keepOpen` (a long-running server) opens every connection up front and keeps them open.
-    public func clientConfiguration(maximumConnections: Int = 20, keepOpen: Bool = false) -> PostgresClient.Configuration {
-        var configuration = PostgresClient.Configuration(
+    /// One connection's settings. Every statement is bounded, so that a stuck lock can never
+    /// hold a request forever.
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database,
-            tls: requireTLS ? .require(.makeClientConfiguration()) : .disable
+            tls: requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
         )
-        configuration.options.maximumConnections = maximumConnections
-        // Every time a connection goes back to the pool, the pool arms a keep-alive timer, and an
-        // idle timer for a connection above the minimum. Each is a `Task.sleep` that, even when
-        // cancelled a millisecond later, keeps its memory until its deadline: under load that was
-        // over 200 MB of cancelled timers. Without them a dropped connection shows on its next
-        // use (the statement fails and the pool replaces the connection).
-        configuration.options.keepAliveBehavior = nil
-        if keepOpen { configuration.options.minimumConnections = maximumConnections }
-        // Bound every statement, so that a stuck lock can never hold a request forever.
         configuration.options.additionalStartupParameters = [
             ("statement_timeout", "\(Database.statementTimeoutMilliseconds)"),
             ("lock_timeout", "\(Database.lockTimeoutMilliseconds)"),
@@ -81,11 +74,11 @@ public struct Database: Sendable {
     public static let statementTimeoutMilliseconds = 30_000
     public static let lockTimeoutMilliseconds = 10_000
 
-    public let client: PostgresClient
+    public let pool: DatabasePool
     public let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    public init(pool: DatabasePool, logger: Logger) {
+        self.pool = pool
         self.logger = logger
     }
 
@@ -96,7 +89,7 @@ public struct Database: Sendable {
         isolation: IsolationLevel = .readCommitted,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await client.withConnection { connection in
+        try await pool.withConnection { connection in
             try await connection.query(isolation.beginStatement, logger: logger)
             let result: Result
             do {
@@ -140,4 +133,61 @@ public enum SQLState {
     public static let deadlockDetected = "40P01"
     public static let lockNotAvailable = "55P03"
     public static let queryCanceled = "57014"
+}
+
+/// The database cannot be used right now: unreachable, a connection lost mid-request, no free
+/// connection in time, or shutting down. The client gets 503 with `Retry-After` and may retry
+/// with the same Idempotency-Key: the transaction either committed (the retry replays it) or
+/// rolled back (the retry does the work).
+public struct DatabaseUnavailable: Error, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        case unreachable(String)
+        case connectionLost
+        case busy
+        case shuttingDown
+    }
+
+    public let reason: Reason
+    public let underlying: String?
+
+    public init(_ reason: Reason, underlying: (any Error)? = nil) {
+        self.reason = reason
+        self.underlying = underlying.map(Self.describe)
+    }
+
+    public var description: String {
+        switch reason {
+        case .unreachable(let why): "the database is unreachable (\(why))"
+        case .connectionLost: "the connection to the database was lost\(underlying.map { " (\($0))" } ?? "")"
+        case .busy: "no database connection became free in time"
+        case .shuttingDown: "the service is shutting down"
+        }
+    }
+
+    /// A short, single-line reason for logs and CLI messages.
+    public static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseUnavailable, case .unreachable(let why) = error.reason { return why }
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "\(message) [\(error.sqlState ?? "?")]"
+            }
+            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+
+    /// Errors that mean the connection, not the statement, failed: the server went away, was shut
+    /// down (57P01-57P03), or the connection broke (class 08).
+    public static func isConnectionLoss(_ error: any Error) -> Bool {
+        if error is DatabaseUnavailable { return true }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown, .poolClosed:
+            return true
+        default:
+            guard let state = error.sqlState else { return false }
+            return state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03"
+        }
+    }
 }

@@ -68,7 +68,7 @@ public struct ExpiryStore: Sendable {
                 WHERE r.status = 'active' AND r.expires_at <= \(limit) AND \(holds)
             ) AS due_times
             """
-        let rows = try await database.client.query(sql.query(statement), logger: database.logger).collect()
+        let rows = try await database.pool.query(sql.query(statement), logger: database.logger).collect()
         return try rows.first?.decode(Instant?.self)
     }
 }

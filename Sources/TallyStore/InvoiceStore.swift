@@ -81,7 +81,7 @@ public struct InvoiceStore: Sendable {
     }
 
     public func invoices(orgID: UUID, limit: Int, after cursor: UUID?) async throws -> Page<Invoice> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: Self.columns) FROM invoices
             WHERE org_id = \(orgID) AND (\(cursor)::uuid IS NULL OR invoice_id < \(cursor))
             ORDER BY invoice_id DESC LIMIT \(limit + 1)
@@ -93,7 +93,7 @@ public struct InvoiceStore: Sendable {
     }
 
     public func invoice(orgID: UUID, id: UUID) async throws -> Invoice? {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: Self.columns) FROM invoices WHERE org_id = \(orgID) AND invoice_id = \(id)
             """, logger: database.logger).collect()
         return try await withLines(rows, orgID: orgID).first
@@ -103,7 +103,7 @@ public struct InvoiceStore: Sendable {
         let headers = try rows.map(Self.decodeHeader)
         guard !headers.isEmpty else { return [] }
         var lines: [UUID: [InvoiceLine]] = [:]
-        let lineRows = try await database.client.query("""
+        let lineRows = try await database.pool.query("""
             SELECT invoice_id, description, quantity, unit_price, amount FROM invoice_lines
             WHERE org_id = \(orgID) AND invoice_id = ANY(\(headers.map(\.id))) ORDER BY invoice_id, position
             """, logger: database.logger).collect()

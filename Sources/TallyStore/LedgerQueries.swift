@@ -22,7 +22,7 @@ public struct LedgerQueries: Sendable {
         var freed = Credits.zero
         var buckets: [CreditBucket] = []
         var usage: PeriodUsage?
-        for try await row in try await database.client.execute(BalanceStatement(orgID: orgID, now: now, periodStart: live?.start), logger: database.logger) {
+        for try await row in try await database.pool.execute(BalanceStatement(orgID: orgID, now: now, periodStart: live?.start), logger: database.logger) {
             let c = row.makeRandomAccess()
             reserved = try c[0].decode(Credits.self)
             freed = try c[1].decode(Credits.self)
@@ -46,7 +46,7 @@ public struct LedgerQueries: Sendable {
     }
 
     public func periodUsage(orgID: UUID, period: LivePeriod) async throws -> PeriodUsage {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT allocation, used_credits, overage_credits FROM usage_periods WHERE org_id = \(orgID) AND period_start = \(period.start)
             """, logger: database.logger).collect()
         let (allocation, used, overage) = try rows.first?.decode((Credits, Credits, Credits).self) ?? (period.allocation, .zero, .zero)
@@ -74,7 +74,7 @@ public struct LedgerQueries: Sendable {
     public func entries(orgID: UUID, filter: EntryFilter, limit: Int, before cursor: Int64?) async throws -> Page<LedgerEntry> {
         let logger = database.logger
         let types = filter.types?.map(\.rawValue)
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT entry_id, seq, type, credits, overage_credits, operation, quantity, params::text, event_id, event_name,
                    actor, metadata::text, reason, related_entry_id, reservation_id, created_at
             FROM ledger_entries
@@ -95,7 +95,7 @@ public struct LedgerQueries: Sendable {
         let ids = entries.map(\.id)
         if !ids.isEmpty {
             var postings: [UUID: [LedgerEntry.Posting]] = [:]
-            let postingRows = try await database.client.query("""
+            let postingRows = try await database.pool.query("""
                 SELECT entry_id, bucket_id, credits FROM ledger_postings WHERE org_id = \(orgID) AND entry_id = ANY(\(ids))
                 ORDER BY entry_id, bucket_id
                 """, logger: logger).collect()

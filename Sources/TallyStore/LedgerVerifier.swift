@@ -20,7 +20,7 @@ public struct LedgerVerifier: Sendable {
         var mismatches: [Mismatch] = []
         let logger = database.logger
         // A bucket's remaining is the sum of its postings, and its grant is its grant posting.
-        let buckets = try await database.client.query("""
+        let buckets = try await database.pool.query("""
             SELECT b.org_id, b.bucket_id, b.granted, b.remaining,
                    coalesce(sum(p.credits), 0)::numeric(20,4),
                    coalesce(sum(p.credits) FILTER (WHERE p.entry_id = b.grant_entry_id), 0)::numeric(20,4)
@@ -36,7 +36,7 @@ public struct LedgerVerifier: Sendable {
                                        detail: "remaining \(remaining) but postings sum to \(posted); granted \(granted), grant posting \(grantPosted)"))
         }
         // An entry's credits are the sum of its postings.
-        let entries = try await database.client.query("""
+        let entries = try await database.pool.query("""
             SELECT e.org_id, e.entry_id, e.credits, coalesce(sum(p.credits), 0)::numeric(20,4)
             FROM ledger_entries e
             LEFT JOIN ledger_postings p ON p.org_id = e.org_id AND p.entry_id = e.entry_id
@@ -48,7 +48,7 @@ public struct LedgerVerifier: Sendable {
             mismatches.append(Mismatch(orgID: org, subject: "entry \(entry.idString)", detail: "credits \(credits) but postings sum to \(posted)"))
         }
         // An active hold keeps exactly what its hold entry took.
-        let holds = try await database.client.query("""
+        let holds = try await database.pool.query("""
             SELECT r.org_id, r.reservation_id, r.credits, -e.credits
             FROM reservations r JOIN ledger_entries e ON e.org_id = r.org_id AND e.entry_id = r.hold_entry_id
             WHERE r.credits <> -e.credits
@@ -59,7 +59,7 @@ public struct LedgerVerifier: Sendable {
         }
         // An invoice's total is the sum of its lines, and each line is quantity x unit price
         // rounded to the currency's minor unit.
-        let invoices = try await database.client.query("""
+        let invoices = try await database.pool.query("""
             SELECT i.org_id, i.invoice_id, i.currency, i.total, coalesce(sum(l.amount), 0)::numeric(20,6)
             FROM invoices i LEFT JOIN invoice_lines l ON l.org_id = i.org_id AND l.invoice_id = i.invoice_id
             GROUP BY i.org_id, i.invoice_id
@@ -70,7 +70,7 @@ public struct LedgerVerifier: Sendable {
             mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString)",
                                        detail: "total \(DecimalText.format(total.micros, scale: 6)) \(currency) but its lines sum to \(DecimalText.format(lines.micros, scale: 6))"))
         }
-        let lines = try await database.client.query("""
+        let lines = try await database.pool.query("""
             SELECT l.org_id, l.invoice_id, l.position, i.currency, l.quantity, l.unit_price, l.amount
             FROM invoice_lines l JOIN invoices i ON i.org_id = l.org_id AND i.invoice_id = l.invoice_id
             """, logger: logger)

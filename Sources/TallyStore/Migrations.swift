@@ -60,18 +60,18 @@ public struct MigrationRunner: Sendable {
     /// The advisory lock key: "tally" in ASCII, an arbitrary constant shared by every replica.
     static let advisoryLockKey: Int64 = 0x74_61_6C_6C_79
 
-    public let client: PostgresClient
+    public let pool: DatabasePool
     public let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    public init(pool: DatabasePool, logger: Logger) {
+        self.pool = pool
         self.logger = logger
     }
 
     /// Returns the versions applied by this call.
     @discardableResult
     public func apply(_ migrations: [Migration]) async throws -> [Int] {
-        try await client.withConnection { connection in
+        try await pool.withConnection { connection in
             try await connection.query("SELECT pg_advisory_lock(\(Self.advisoryLockKey))", logger: logger)
             do {
                 let applied = try await applyLocked(migrations, on: connection)
@@ -139,13 +139,14 @@ public struct MigrationRunner: Sendable {
 
     /// True when every migration is applied with a matching checksum: what `/readyz` reports.
     public func isCurrent(_ migrations: [Migration]) async throws -> Bool {
-        let exists = try await client.query(
+        let exists = try await pool.query(
             "SELECT to_regclass('public.schema_migrations') IS NOT NULL", logger: logger
         ).collect().first?.decode(Bool.self) ?? false
         guard exists else { return false }
-        let rows = try await client.query("SELECT version, checksum FROM schema_migrations", logger: logger)
+        let rows = try await pool.query("SELECT version, checksum FROM schema_migrations", logger: logger)
         var done: [Int: String] = [:]
-        for try await (version, checksum) in rows.decode((Int, String).self) {
+        for row in rows {
+            let (version, checksum) = try row.decode((Int, String).self)
             done[version] = checksum
         }
         return migrations.allSatisfy { done[$0.version] == $0.checksum }

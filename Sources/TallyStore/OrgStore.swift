@@ -77,14 +77,14 @@ public struct OrgStore: Sendable {
         try Organisation.validateTimezone(new.timezone)
         var createdAt = now
         if let clockID = new.testClockID {
-            let rows = try await database.client.query("SELECT frozen_time FROM test_clocks WHERE test_clock_id = \(clockID)", logger: database.logger).collect()
+            let rows = try await database.pool.query("SELECT frozen_time FROM test_clocks WHERE test_clock_id = \(clockID)", logger: database.logger).collect()
             guard let row = rows.first else { throw TallyError.validation("There is no test clock \(clockID.idString).", field: "test_clock_id") }
             createdAt = try row.decode(Instant.self)
         }
         let org = Organisation(id: .v7(at: createdAt), name: new.name, externalID: new.externalID,
                                timezone: new.timezone, testClockID: new.testClockID, createdAt: createdAt)
         do {
-            try await database.client.query("""
+            try await database.pool.query("""
                 INSERT INTO orgs (org_id, name, external_id, timezone, test_clock_id, created_at)
                 VALUES (\(org.id), \(org.name), \(org.externalID), \(org.timezone), \(org.testClockID), \(org.createdAt))
                 """, logger: database.logger)
@@ -102,7 +102,7 @@ public struct OrgStore: Sendable {
     /// query: every request on an organisation starts with it. With `idempotencyKey`, also the
     /// answer stored under that key, if its request has finished.
     public func context(_ id: UUID, idempotencyKey: String? = nil) async throws -> OrgContext? {
-        for try await context in try await database.client.execute(OrgContextStatement(orgID: id, idempotencyKey: idempotencyKey),
+        for try await context in try await database.pool.execute(OrgContextStatement(orgID: id, idempotencyKey: idempotencyKey),
                                                                    logger: database.logger) {
             return context
         }
@@ -202,7 +202,7 @@ extension OrgStore {
         let (packSet, pack) = parts(patch.autoTopUpPack)
         let (lowSet, low) = parts(patch.lowBalanceCredits)
         do {
-            try await database.client.query("""
+            try await database.pool.query("""
                 UPDATE orgs SET
                     overage_protection = coalesce(\(patch.overageProtection), overage_protection),
                     overage_cap_credits = CASE WHEN \(capSet) THEN \(cap) ELSE overage_cap_credits END,
@@ -224,7 +224,7 @@ extension OrgStore {
 
     /// The latest auto top-up attempt, for the settings view.
     public func lastAutoTopUp(orgID: UUID) async throws -> (status: String, error: String?, at: Instant, invoiceID: UUID?)? {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT status, error, created_at, invoice_id FROM auto_topups WHERE org_id = \(orgID) ORDER BY created_at DESC LIMIT 1
             """, logger: database.logger).collect()
         guard let row = rows.first else { return nil }

@@ -38,7 +38,7 @@ public struct PurchaseStore: Sendable {
             guard let pack = try await catalog.pack(code) else { throw TallyError.validation("There is no credit pack '\(code)'.", field: "pack") }
             return Self.price(pack)
         case .credits(let credits):
-            let rows = try await database.client.query("""
+            let rows = try await database.pool.query("""
                 SELECT s.plan_code FROM subscriptions s WHERE s.org_id = \(orgID) AND s.status = 'active'
                 """, logger: database.logger).collect()
             guard let code = try rows.first?.decode(String.self), let plan = try await catalog.plan(code), let unit = plan.creditPrice else {

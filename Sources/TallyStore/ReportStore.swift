@@ -21,7 +21,7 @@ public struct ReportStore: Sendable {
     public func monthlySummary(orgID: UUID, timezone: String, at now: Instant, months: Int) async throws -> [MonthUsage] {
         let current = CalendarMonth(containing: now, in: timezone)
         let oldest = current.minus(months - 1)
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT month, credits_used, transactions FROM usage_months
             WHERE org_id = \(orgID) AND month >= \(oldest) AND month <= \(current)
             """, logger: database.logger).collect()
@@ -50,7 +50,7 @@ public struct ReportStore: Sendable {
 
     /// One page of usage entries in `[from, to)`, oldest first.
     public func usagePage(orgID: UUID, from: Instant?, to: Instant?, after cursor: ExportCursor?) async throws -> [LedgerEntry] {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT entry_id, seq, type, credits, overage_credits, operation, quantity, params::text, event_id, event_name,
                    actor, metadata::text, reason, related_entry_id, reservation_id, created_at
             FROM ledger_entries

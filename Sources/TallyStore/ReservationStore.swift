@@ -112,7 +112,7 @@ public struct ReservationStore: Sendable {
             WHERE r.status = 'active' AND r.expires_at <= \(sql.bind(now)) AND \(selection.condition(&sql))
             ORDER BY r.expires_at LIMIT \(sql.bind(limit))
             """
-        let rows = try await database.client.query(sql.query(statement), logger: database.logger).collect()
+        let rows = try await database.pool.query(sql.query(statement), logger: database.logger).collect()
         var freed = 0
         for row in rows {
             let (org, reservationID) = try row.decode((UUID, UUID).self)

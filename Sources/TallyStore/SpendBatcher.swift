@@ -68,12 +68,16 @@ actor SpendBatcher {
     }
 
     /// The batch in one transaction; if that fails for a reason other than a spend's own answer,
-    /// each spend is tried alone, so that one spend's failure never fails its neighbours.
+    /// each spend is tried alone, so that one spend's failure never fails its neighbours. When
+    /// the database itself is away, the whole batch fails at once (503): retrying each spend
+    /// alone would only hold the queue longer. Either way the batch ends, and the next one starts.
     private static func run(_ apply: Apply, orgID: UUID, _ batch: [PendingSpend]) async -> [Result<StoredResponse, any Error>] {
         do {
             return try await apply(orgID, batch).map { .success($0) }
         } catch {
-            guard batch.count > 1 else { return [.failure(error)] }
+            guard batch.count > 1, !DatabaseUnavailable.isConnectionLoss(error) else {
+                return batch.map { _ in .failure(error) }
+            }
             var results: [Result<StoredResponse, any Error>] = []
             for pending in batch {
                 do {

@@ -29,7 +29,7 @@ extension SubscriptionStore {
                 WHERE s.status = 'active' AND s.current_period_end <= \(sql.bind(until)) AND \(selection.condition(&sql))
                 ORDER BY s.current_period_end LIMIT \(sql.bind(limit))
                 """
-            let rows = try await database.client.query(sql.query(statement), logger: database.logger).collect()
+            let rows = try await database.pool.query(sql.query(statement), logger: database.logger).collect()
             let due: [Key] = try rows.map { try $0.decode((UUID, UUID).self) }
             let batches = stride(from: 0, to: due.count, by: batchSize).map { Array(due[$0..<min($0 + batchSize, due.count)]) }
             // Batches renew independently, several at once; each takes its subscriptions through

@@ -75,7 +75,7 @@ public struct SubscriptionStore: Sendable {
 
     /// The live subscription, else the most recent one.
     public func current(orgID: UUID) async throws -> Subscription? {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: Self.columns) FROM subscriptions s WHERE s.org_id = \(orgID)
             ORDER BY (s.status = 'active') DESC, s.created_at DESC LIMIT 1
             """, logger: database.logger).collect()
@@ -84,7 +84,7 @@ public struct SubscriptionStore: Sendable {
 
     /// The per-plan operation rates of the organisation's live plan (none without one).
     public func planRates(orgID: UUID) async throws -> [String: Credits] {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT p.operation_rates::text FROM subscriptions s JOIN plans p ON p.code = s.plan_code
             WHERE s.org_id = \(orgID) AND s.status = 'active'
             """, logger: database.logger).collect()

@@ -15,14 +15,14 @@ public struct TestClockStore: Sendable {
 
     public func create(frozenTime: Instant, at now: Instant) async throws -> TestClock {
         let clock = TestClock(id: .v7(at: now), frozenTime: frozenTime, createdAt: now)
-        try await database.client.query("""
+        try await database.pool.query("""
             INSERT INTO test_clocks (test_clock_id, frozen_time, created_at) VALUES (\(clock.id), \(frozenTime), \(now))
             """, logger: database.logger)
         return clock
     }
 
     public func clock(_ id: UUID) async throws -> TestClock? {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT test_clock_id, frozen_time, created_at FROM test_clocks WHERE test_clock_id = \(id)
             """, logger: database.logger).collect()
         guard let row = rows.first else { return nil }
@@ -36,7 +36,7 @@ public struct TestClockStore: Sendable {
         guard time >= clock.frozenTime else {
             throw TallyError.validation("A test clock moves forward only: it is at \(clock.frozenTime).", field: "to")
         }
-        try await database.client.query("""
+        try await database.pool.query("""
             UPDATE test_clocks SET frozen_time = greatest(frozen_time, \(time)) WHERE test_clock_id = \(id)
             """, logger: database.logger)
         return TestClock(id: id, frozenTime: time, createdAt: clock.createdAt)

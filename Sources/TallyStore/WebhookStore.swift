@@ -57,7 +57,7 @@ public struct WebhookStore: Sendable {
     public func create(orgID: UUID?, url: String, events: [String], at now: Instant) async throws -> (WebhookEndpoint, secret: String) {
         let secret = "whsec_" + KeyMaterial.generate().secret.dropFirst(KeyMaterial.scheme.count)
         let endpoint = WebhookEndpoint(id: .v7(at: now), orgID: orgID, url: url, events: events, active: true, createdAt: now)
-        try await database.client.query("""
+        try await database.pool.query("""
             INSERT INTO webhook_endpoints (endpoint_id, org_id, url, events, secret, created_at)
             VALUES (\(endpoint.id), \(orgID), \(url), \(events), \(secret), \(now))
             """, logger: database.logger)
@@ -73,7 +73,7 @@ public struct WebhookStore: Sendable {
 
     /// Active endpoints: all of them (platform), or one organisation's own.
     public func list(orgID: UUID?, limit: Int, after cursor: UUID?) async throws -> Page<WebhookEndpoint> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: Self.endpointColumns) FROM webhook_endpoints
             WHERE active AND (\(orgID)::uuid IS NULL OR org_id = \(orgID)) AND (\(cursor)::uuid IS NULL OR endpoint_id > \(cursor))
             ORDER BY endpoint_id LIMIT \(limit + 1)
@@ -85,7 +85,7 @@ public struct WebhookStore: Sendable {
     }
 
     public func endpoint(_ id: UUID) async throws -> WebhookEndpoint? {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT \(unescaped: Self.endpointColumns) FROM webhook_endpoints WHERE endpoint_id = \(id)
             """, logger: database.logger).collect()
         return try rows.first.map(Self.decodeEndpoint)
@@ -103,7 +103,7 @@ public struct WebhookStore: Sendable {
 
     /// The endpoint's deliveries, newest first, with every attempt.
     public func deliveries(endpointID: UUID, limit: Int, before cursor: Int64?) async throws -> Page<WebhookDelivery> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT d.delivery_id, d.org_id, d.event_id, e.type, d.status, d.attempts, d.next_attempt_at, d.delivered_at, d.created_at, d.seq
             FROM webhook_deliveries d JOIN events e ON e.org_id = d.org_id AND e.event_id = d.event_id
             WHERE d.endpoint_id = \(endpointID) AND (\(cursor)::bigint IS NULL OR d.seq < \(cursor))
@@ -123,7 +123,7 @@ public struct WebhookStore: Sendable {
         if more { headers.removeLast() }
         var attempts: [UUID: [WebhookDelivery.Attempt]] = [:]
         if !headers.isEmpty {
-            let attemptRows = try await database.client.query("""
+            let attemptRows = try await database.pool.query("""
                 SELECT delivery_id, attempt, attempted_at, status_code, error, duration_ms FROM webhook_attempts
                 WHERE delivery_id = ANY(\(headers.map(\.0.id))) ORDER BY delivery_id, attempt
                 """, logger: database.logger).collect()
@@ -142,7 +142,7 @@ public struct WebhookStore: Sendable {
 
     /// Sends a delivery again (whatever its state): it is due at once.
     public func resend(endpointID: UUID, deliveryID: UUID) async throws -> Bool {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = NULL, locked_until = NULL
             WHERE endpoint_id = \(endpointID) AND delivery_id = \(deliveryID) RETURNING 1
             """, logger: database.logger).collect()
@@ -153,7 +153,7 @@ public struct WebhookStore: Sendable {
     /// worker that dies leaves them due again when the lease lapses (at least once).
     public func claimDue(at now: Instant, limit: Int) async throws -> [DueDelivery] {
         let lease = now.adding(seconds: Self.leaseSeconds)
-        let claimed = try await database.client.query("""
+        let claimed = try await database.pool.query("""
             WITH due AS (
                 SELECT org_id, delivery_id FROM webhook_deliveries
                 WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= \(now))
@@ -168,7 +168,7 @@ public struct WebhookStore: Sendable {
             """, logger: database.logger).collect()
         guard !claimed.isEmpty else { return [] }
         let ids = try claimed.map { try $0.decode((UUID, UUID).self).1 }
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT d.org_id, d.delivery_id, d.event_id, w.url, w.secret, d.attempts, d.first_attempt_at, e.type, e.created_at, e.data::text
             FROM webhook_deliveries d
             JOIN webhook_endpoints w ON w.endpoint_id = d.endpoint_id
@@ -194,7 +194,7 @@ public struct WebhookStore: Sendable {
     public func record(_ delivery: DueDelivery, at now: Instant, statusCode: Int?, error: String?, durationMilliseconds: Int,
                        delivered: Bool, nextAttemptAt: Instant?) async throws {
         let status = delivered ? "delivered" : (nextAttemptAt == nil ? "failed" : "pending")
-        try await database.client.query("""
+        try await database.pool.query("""
             WITH attempt AS (
                 INSERT INTO webhook_attempts (org_id, delivery_id, attempt, attempted_at, status_code, error, duration_ms)
                 VALUES (\(delivery.orgID), \(delivery.deliveryID), \(delivery.attempt), \(now), \(statusCode), \(error), \(durationMilliseconds))
@@ -208,7 +208,7 @@ public struct WebhookStore: Sendable {
 
     /// An organisation's events, newest first.
     public func events(orgID: UUID, type: String?, limit: Int, before cursor: Int64?) async throws -> Page<(id: UUID, type: String, createdAt: Instant, data: String)> {
-        let rows = try await database.client.query("""
+        let rows = try await database.pool.query("""
             SELECT event_id, type, created_at, data::text, seq FROM events
             WHERE org_id = \(orgID) AND (\(type)::text IS NULL OR type = \(type)) AND (\(cursor)::bigint IS NULL OR seq < \(cursor))
               AND seq > 0   -- lets the cursor index serve (see sql/0007)

@@ -22,9 +22,9 @@ struct CatalogCommand: AsyncParsableCommand {
             let migrations = try environment.migrations()
             let session = try await DatabaseSession.open(environment, logger: logger)
             defer { session.close(logger: logger) }
-            let report = try await session.withClient(logger: logger) { client in
-                try await MigrationRunner(client: client, logger: logger).apply(migrations)
-                let stores = Stores(database: Database(client: client, logger: logger))
+            let report = try await session.withPool(logger: logger) { pool in
+                try await MigrationRunner(pool: pool, logger: logger).apply(migrations)
+                let stores = Stores(database: Database(pool: pool, logger: logger))
                 return try await CatalogImport.load(bytes, into: stores.catalog, at: SystemWallClock().now())
             }
             for name in report.created { print("created \(name)") }

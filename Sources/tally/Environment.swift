@@ -73,14 +73,22 @@ struct DatabaseSession {
         }
     }
 
-    /// Runs `body` with a running client, then shuts the client down.
-    func withClient<T: Sendable>(logger: Logger, maximumConnections: Int = 10, deadlineSeconds: Int = 60,
-                                 _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await withDeadline(seconds: deadlineSeconds, "the database command") { try await body(client) }
+    /// Runs `body` with a connection pool, then closes it. An unreachable database fails the
+    /// command within seconds with one line naming it (what a cron's log needs), not a pool's
+    /// retries until a deadline.
+    func withPool<T: Sendable>(logger: Logger, maximumConnections: Int = 10, deadlineSeconds: Int = 60,
+                               _ body: @escaping @Sendable (DatabasePool) async throws -> T) async throws -> T {
+        let pool = try DatabasePool(location: location, maximumConnections: maximumConnections, logger: logger)
+        do {
+            let result = try await withDeadline(seconds: deadlineSeconds, "the database command") { try await body(pool) }
+            await pool.close()
+            return result
+        } catch let error where DatabaseUnavailable.isConnectionLoss(error) {
+            await pool.close()
+            throw CommandFailure("the database at \(location.redacted) is unavailable: \(DatabaseUnavailable.describe(error))")
+        } catch {
+            await pool.close()
+            throw error
         }
     }
 }
@@ -91,4 +99,10 @@ struct SystemWallClock: WallClock {
         clock_gettime(CLOCK_REALTIME, &now)
         return Instant(microsecondsSinceEpoch: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000)
     }
+}
+
+/// A command's failure as one line for the operator (ArgumentParser prints it after "Error: ").
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

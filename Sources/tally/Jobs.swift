@@ -20,8 +20,8 @@ struct Jobs: AsyncParsableCommand {
             let webhookClient = HTTPClient(eventLoopGroupProvider: .singleton)
             let report: JobRunner.Report
             do {
-                report = try await session.withClient(logger: logger, maximumConnections: 32, deadlineSeconds: 600) { client in
-                    let stores = Stores(database: Database(client: client, logger: logger))
+                report = try await session.withPool(logger: logger, maximumConnections: 32, deadlineSeconds: 600) { pool in
+                    let stores = Stores(database: Database(pool: pool, logger: logger))
                     let deliverer = WebhookDeliverer(store: stores.webhooks, http: webhookClient, clock: SystemWallClock(), logger: logger)
                     return try await JobRunner(stores: stores, logger: logger).runOnce(at: SystemWallClock().now(), deliverer: deliverer)
                 }

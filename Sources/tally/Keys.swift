@@ -34,9 +34,9 @@ struct Keys: AsyncParsableCommand {
             let migrations = try environment.migrations()
             let orgID = org.flatMap { UUID(idString: $0) }
             let keyRole: KeyRole = platform ? .platform : KeyRole(rawValue: role)!
-            let created = try await session.withClient(logger: logger) { client in
-                try await MigrationRunner(client: client, logger: logger).apply(migrations)
-                let stores = Stores(database: Database(client: client, logger: logger))
+            let created = try await session.withPool(logger: logger) { pool in
+                try await MigrationRunner(pool: pool, logger: logger).apply(migrations)
+                let stores = Stores(database: Database(pool: pool, logger: logger))
                 if let orgID, try await stores.orgs.find(orgID) == nil {
                     throw ValidationError("There is no organisation \(orgID.idString).")
                 }

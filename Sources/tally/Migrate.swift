@@ -10,8 +10,8 @@ struct Migrate: AsyncParsableCommand {
         let migrations = try environment.migrations()
         let session = try await DatabaseSession.open(environment, logger: logger)
         defer { session.close(logger: logger) }
-        let applied = try await session.withClient(logger: logger) { client in
-            try await MigrationRunner(client: client, logger: logger).apply(migrations)
+        let applied = try await session.withPool(logger: logger) { pool in
+            try await MigrationRunner(pool: pool, logger: logger).apply(migrations)
         }
         print(applied.isEmpty ? "schema is current (\(migrations.count) migrations)" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
     }

@@ -18,6 +18,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Database connections in the pool.") var connections: Int = 32
     @Option(help: "A catalog file to load when the catalog is empty (e.g. catalog/demo.json).") var loadCatalog: String?
     @Option(help: "Seconds between runs of the scheduled jobs inside serve (0: leave them to `tally jobs run`).") var jobsInterval: Int = 60
+    @Option(help: "Seconds a SIGTERM may drain in-flight requests before the process exits anyway.") var shutdownSeconds: Int = 20
 
     func run() async throws {
         let environment = TallyEnvironment()
@@ -32,9 +33,11 @@ struct Serve: AsyncParsableCommand {
         defer { session.close(logger: logger) }
         logger.info("database", metadata: ["db.url": "\(session.location.redacted)", "db.embedded": "\(session.embedded != nil)"])
 
-        let client = PostgresClient(configuration: session.location.clientConfiguration(maximumConnections: connections, keepOpen: true), backgroundLogger: logger)
+        let pool = try DatabasePool(location: session.location, maximumConnections: connections, logger: logger)
         let clock = SystemWallClock()
-        let stores = Stores(database: Database(client: client, logger: logger))
+        let stores = Stores(database: Database(pool: pool, logger: logger))
+        // The background jobs wait for the migrations: on a first start their tables do not exist yet.
+        let (migrated, migrationsDone) = AsyncStream.makeStream(of: Void.self)
         let services = AppServices(
             stores: stores,
             clock: clock,
@@ -47,17 +50,18 @@ struct Serve: AsyncParsableCommand {
         let background = BackgroundJobs(
             runner: JobRunner(stores: stores, logger: logger),
             deliverer: WebhookDeliverer(store: stores.webhooks, http: webhookClient, clock: clock, logger: logger),
-            clock: clock, jobsIntervalSeconds: jobsInterval > 0 ? jobsInterval : nil, logger: logger
+            clock: clock, jobsIntervalSeconds: jobsInterval > 0 ? jobsInterval : nil, logger: logger,
+            startAfter: migrated
         )
         let host = self.host ?? environment.host
         let application = TallyApplication.application(
             services: services, host: host, port: port ?? environment.port,
-            backgroundServices: [client, background], logger: logger,
-            // Migrations run after the pool starts and before the server listens.
+            backgroundServices: [background], logger: logger,
+            // Migrations run before the server listens and before the background jobs start.
             beforeServerStarts: {
-                try await withDeadline(seconds: 60, "connecting to the database and applying migrations") {
-                    _ = try await MigrationRunner(client: client, logger: logger).apply(migrations)
-                }
+                try await Self.applyMigrations(migrations, pool: pool, logger: logger)
+                migrationsDone.yield()
+                migrationsDone.finish()
                 if let catalogFile, try await services.stores.catalog.isEmpty() {
                     let report = try await CatalogImport.load(catalogFile, into: services.stores.catalog, at: clock.now())
                     logger.info("catalog loaded", metadata: ["catalog.created": "\(report.created.count)"])
@@ -65,8 +69,33 @@ struct Serve: AsyncParsableCommand {
             },
             onServerRunning: { port in logger.info("listening", metadata: ["http.host": "\(host)", "http.port": "\(port)"]) }
         )
-        try await application.runService()
-        try await webhookClient.shutdown()
+        let deadline = ShutdownDeadline(seconds: shutdownSeconds, logger: logger)
+        var configuration = ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Past this the drain turns into cancellation; the deadline above ends the process for sure.
+        configuration.maximumGracefulShutdownDuration = .seconds(max(1, shutdownSeconds - 5))
+        try await ServiceGroup(configuration: configuration).run()
+        await pool.close()
+        try? await webhookClient.shutdown()
+        deadline.disarm()
         logger.info("stopped")
+    }
+
+    /// Waits for the database at start (a container may start before its database), for at most
+    /// 60 s, then applies the pending migrations under an advisory lock.
+    static func applyMigrations(_ migrations: [Migration], pool: DatabasePool, logger: Logger) async throws {
+        let start = ContinuousClock.now
+        var logged = false
+        while true {
+            do {
+                _ = try await MigrationRunner(pool: pool, logger: logger).apply(migrations)
+                return
+            } catch let error where DatabaseUnavailable.isConnectionLoss(error) && ContinuousClock.now - start < .seconds(60) {
+                if !logged {
+                    logger.warning("waiting for the database", metadata: ["error": "\(error)"])
+                    logged = true
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
     }
 }

@@ -11,8 +11,8 @@ struct Verify: AsyncParsableCommand {
         let logger = environment.bootstrapLogging()
         let session = try await DatabaseSession.open(environment, logger: logger)
         defer { session.close(logger: logger) }
-        let mismatches = try await session.withClient(logger: logger, deadlineSeconds: 3600) { client in
-            try await Stores(database: Database(client: client, logger: logger)).verifier.verify()
+        let mismatches = try await session.withPool(logger: logger, deadlineSeconds: 3600) { pool in
+            try await Stores(database: Database(pool: pool, logger: logger)).verifier.verify()
         }
         for mismatch in mismatches { print(mismatch) }
         guard mismatches.isEmpty else {

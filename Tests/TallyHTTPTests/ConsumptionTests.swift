@@ -23,7 +23,7 @@ import TallyTestSupport
             #expect(statuses.filter { $0 == 402 }.count == 834)
             #expect(try await server.available(org) == Credits(2))
             #expect(try await server.verify() == [])
-            let usage = try await server.client.query("SELECT count(*), sum(credits) FROM ledger_entries WHERE type = 'usage'", logger: testLogger).collect()
+            let usage = try await server.pool.query("SELECT count(*), sum(credits) FROM ledger_entries WHERE type = 'usage'", logger: testLogger).collect()
             let (count, sum) = try usage[0].decode((Int, Credits).self)
             #expect(count == 166)
             #expect(sum == Credits(-498))

@@ -142,7 +142,7 @@ extension TestServer {
             #expect(try await server.request(.GET, "/v1/webhook-endpoints/\(global.id)/deliveries", key: admin).status == 404)
             let listed = try await server.list("/v1/webhook-endpoints")
             #expect(listed.count == 1)
-            #expect(try listed[0]["secret"] == .null)
+            #expect(listed[0]["secret"] == .null)
             #expect(try await server.request(.DELETE, "/v1/webhook-endpoints/\(global.id)", key: server.platformKey).status == 204)
             #expect(try await server.list("/v1/webhook-endpoints").isEmpty)
         }
@@ -250,7 +250,7 @@ extension TestServer {
         try await TestServer.run { server in
             let org = try await server.createOrg()
             let orgID = UUID(uuidString: org)!
-            try await server.client.query("""
+            try await server.pool.query("""
                 INSERT INTO ledger_entries (org_id, entry_id, type, credits, operation, quantity, event_id, actor, created_at)
                 SELECT \(orgID), gen_random_uuid(), 'usage', -1.3, 'smart_crop', 1, 'evt-' || n, 'user-' || (n % 50),
                        timestamptz '2026-01-01' + n * interval '1 second'

@@ -100,7 +100,7 @@ import TallyTestSupport
                 return (commits, freed)
             }
             #expect(commits + freed == 20)
-            let settled = try await server.client.query("""
+            let settled = try await server.pool.query("""
                 SELECT count(*) FILTER (WHERE type = 'hold_release'), count(*) FILTER (WHERE type = 'usage') FROM ledger_entries
                 """, logger: testLogger).collect()
             let (releases, usages) = try settled[0].decode((Int, Int).self)
@@ -158,7 +158,7 @@ import TallyTestSupport
             try await server.grant(org, "10")
             _ = try await server.spend(org, "3")
             #expect(try await server.verify() == [])
-            try await server.client.query("UPDATE credit_buckets SET remaining = remaining - 1", logger: testLogger)
+            try await server.pool.query("UPDATE credit_buckets SET remaining = remaining - 1", logger: testLogger)
             let findings = try await server.verify()
             #expect(findings.count == 1)
             #expect(findings.first?.contains("remaining 6 but postings sum to 7") == true)
@@ -170,10 +170,10 @@ import TallyTestSupport
             let org = try await server.createOrg()
             try await server.grant(org, "10")
             await #expect(throws: (any Error).self) {
-                try await server.client.query("UPDATE ledger_entries SET credits = 0", logger: testLogger)
+                try await server.pool.query("UPDATE ledger_entries SET credits = 0", logger: testLogger)
             }
             await #expect(throws: (any Error).self) {
-                try await server.client.query("DELETE FROM ledger_postings", logger: testLogger)
+                try await server.pool.query("DELETE FROM ledger_postings", logger: testLogger)
             }
         }
     }

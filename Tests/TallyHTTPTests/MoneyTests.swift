@@ -246,10 +246,10 @@ extension TestServer {
             #expect(try await server.request(.POST, path + "/void", key: admin).status == 403)
             // The database itself refuses to edit an issued invoice.
             await #expect(throws: (any Error).self) {
-                try await server.client.query("UPDATE invoices SET total = 1 WHERE status <> 'draft'", logger: testLogger)
+                try await server.pool.query("UPDATE invoices SET total = 1 WHERE status <> 'draft'", logger: testLogger)
             }
             await #expect(throws: (any Error).self) {
-                try await server.client.query("UPDATE invoice_lines SET amount = 1", logger: testLogger)
+                try await server.pool.query("UPDATE invoice_lines SET amount = 1", logger: testLogger)
             }
             #expect(try await server.verify() == [])
         }
@@ -260,8 +260,8 @@ extension TestServer {
             _ = try await server.loadDemoCatalog()
             let org = try await server.createOrg()
             _ = try await server.purchase(org, #"{"pack": "basic"}"#)
-            try await server.client.query("ALTER TABLE invoices DISABLE TRIGGER invoices_immutable_when_open", logger: testLogger)
-            try await server.client.query("UPDATE invoices SET total = total + 0.01", logger: testLogger)
+            try await server.pool.query("ALTER TABLE invoices DISABLE TRIGGER invoices_immutable_when_open", logger: testLogger)
+            try await server.pool.query("UPDATE invoices SET total = total + 0.01", logger: testLogger)
             let findings = try await server.verify()
             #expect(findings.count == 1)
             #expect(findings.first?.contains("lines sum to 9.9") == true, "\(findings)")
@@ -307,18 +307,18 @@ extension TestServer {
             try await server.grant(org, "50")
             _ = try await server.settings(org, #"{"auto_topup": {"enabled": true, "threshold_credits": "40", "pack": "basic"}}"#)
             // The pack disappears from under the setting: the top-up fails, the spend does not.
-            try await server.client.query("ALTER TABLE orgs DROP CONSTRAINT orgs_auto_topup_pack_fkey", logger: testLogger)
-            try await server.client.query("UPDATE orgs SET auto_topup_pack = 'gone'", logger: testLogger)
+            try await server.pool.query("ALTER TABLE orgs DROP CONSTRAINT orgs_auto_topup_pack_fkey", logger: testLogger)
+            try await server.pool.query("UPDATE orgs SET auto_topup_pack = 'gone'", logger: testLogger)
             #expect(try await server.spend(org, "20").status == 201)
             #expect(try await server.spend(org, "1").status == 201)
-            let attempts = try await server.client.query("SELECT status, error FROM auto_topups", logger: testLogger).collect()
+            let attempts = try await server.pool.query("SELECT status, error FROM auto_topups", logger: testLogger).collect()
             #expect(attempts.count == 1)
             #expect(try attempts[0].decode((String, String?).self).0 == "failed")
             let settings = try await server.request(.GET, "/v1/orgs/\(org)/settings", key: server.platformKey)
             #expect(try settings.json["auto_topup"]?.text("last_status") == "failed")
             clock.advance(seconds: 3601)
             #expect(try await server.spend(org, "1").status == 201)
-            #expect(try await server.client.query("SELECT 1 FROM auto_topups", logger: testLogger).collect().count == 2)
+            #expect(try await server.pool.query("SELECT 1 FROM auto_topups", logger: testLogger).collect().count == 2)
         }
     }
 

@@ -23,7 +23,7 @@ import TallyTestSupport
 
     @Test func readinessFailsWhenAMigrationIsMissing() async throws {
         try await TestServer.run { server in
-            try await server.client.query("DELETE FROM schema_migrations WHERE version = 1", logger: testLogger)
+            try await server.pool.query("DELETE FROM schema_migrations WHERE version = 1", logger: testLogger)
             let ready = try await server.request(.GET, "/readyz")
             #expect(ready.status == 503)
             #expect(ready["code"] == "migrations_pending")
@@ -34,7 +34,7 @@ import TallyTestSupport
     /// is in it, and it names no route that does not exist.
     @Test func openAPIDocumentMatchesTheRouter() throws {
         let services = AppServices(
-            stores: Stores(database: Database(client: .init(configuration: .init(host: "localhost", username: "x", password: nil, database: nil, tls: .disable)), logger: testLogger)),
+            stores: Stores(database: Database(pool: DatabasePool(configuration: .init(host: "localhost", port: 1, username: "x", password: nil, database: nil, tls: .disable), settings: .init(maximumConnections: 1), logger: testLogger), logger: testLogger)),
             clock: ManualClock(), platformKey: nil, migrations: [], openAPIDocument: []
         )
         let router = TallyApplication.router(services: services)

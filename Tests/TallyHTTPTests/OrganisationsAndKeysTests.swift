@@ -41,7 +41,7 @@ import TallyTestSupport
         try await TestServer.run { server in
             let org = try await server.createOrg()
             let secret = try await server.createKey(org: org, role: "admin")
-            let rows = try await server.client.query("SELECT prefix, key_hash FROM api_keys", logger: testLogger).collect()
+            let rows = try await server.pool.query("SELECT prefix, key_hash FROM api_keys", logger: testLogger).collect()
             #expect(rows.count == 1)
             let (prefix, hashBuffer) = try rows[0].decode((String, ByteBuffer).self)
             let hash = Array(hashBuffer.readableBytesView)

@@ -79,7 +79,7 @@ import TallyTestSupport
             let org = try await server.createOrg(extra: #", "test_clock_id": "\#(clock)""#)
             try await server.subscribe(org, plan: "capped")
             try await server.advance(clock, to: "2028-05-15T00:00:00Z")
-            let rows = try await server.client.query("""
+            let rows = try await server.pool.query("""
                 SELECT count(*), max(granted) FROM credit_buckets WHERE source = 'rollover'
                 """, logger: testLogger).collect()
             let (count, largest) = try rows[0].decode((Int, Credits).self)
@@ -178,7 +178,7 @@ import TallyTestSupport
             #expect(renewed == 3 * (2 + 2 + 1 + 1 + 2))
 
             func history(_ org: String) async throws -> [String] {
-                let events = try await server.client.query("""
+                let events = try await server.pool.query("""
                     SELECT type FROM events WHERE org_id = \(UUID(uuidString: org)!) ORDER BY type
                     """, logger: testLogger).collect().map { try $0.decode(String.self) }
                 let invoices = try await server.invoices(org).map {

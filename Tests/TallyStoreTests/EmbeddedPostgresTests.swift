@@ -30,12 +30,15 @@ import TallyTestSupport
         #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("postgres/data/postmaster.pid").path))
     }
 
-    func withClient<T: Sendable>(_ location: DatabaseLocation, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: testLogger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
+    func withClient<T: Sendable>(_ location: DatabaseLocation, _ body: @Sendable (DatabasePool) async throws -> T) async throws -> T {
+        let client = try DatabasePool(location: location, maximumConnections: 2, logger: testLogger)
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
         }
     }
 }

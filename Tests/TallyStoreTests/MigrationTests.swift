@@ -7,25 +7,24 @@ import TallyCore
 import TallyTestSupport
 
 @Suite struct MigrationTests {
-    func withEmptyDatabase(_ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+    func withEmptyDatabase(_ body: @Sendable (DatabasePool) async throws -> Void) async throws {
         let location = try await TestDatabases.shared.makeEmptyDatabase()
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 8), backgroundLogger: testLogger)
+        let client = try DatabasePool(location: location, maximumConnections: 8, logger: testLogger)
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await client.run() }
-                defer { group.cancelAll() }
-                try await body(client)
-            }
+            try await body(client)
         } catch {
+            await client.close()
             await TestDatabases.shared.drop(location)
             throw error
         }
+        await client.close()
         await TestDatabases.shared.drop(location)
     }
 
-    func appliedVersions(_ client: PostgresClient) async throws -> [Int] {
+    func appliedVersions(_ client: DatabasePool) async throws -> [Int] {
         var versions: [Int] = []
-        for try await version in try await client.query("SELECT version FROM schema_migrations ORDER BY version", logger: testLogger).decode(Int.self) {
+        for row in try await client.query("SELECT version FROM schema_migrations ORDER BY version", logger: testLogger) {
+            let version = try row.decode(Int.self)
             versions.append(version)
         }
         return versions
@@ -34,7 +33,7 @@ import TallyTestSupport
     @Test func appliesEveryMigrationOnceAndIsIdempotent() async throws {
         let migrations = try loadMigrations()
         try await withEmptyDatabase { client in
-            let runner = MigrationRunner(client: client, logger: testLogger)
+            let runner = MigrationRunner(pool: client, logger: testLogger)
             let first = try await runner.apply(migrations)
             #expect(first == migrations.map(\.version))
             let second = try await runner.apply(migrations)
@@ -49,7 +48,7 @@ import TallyTestSupport
         try await withEmptyDatabase { client in
             let results = try await withThrowingTaskGroup(of: [Int].self) { group in
                 for _ in 0..<6 {
-                    group.addTask { try await MigrationRunner(client: client, logger: testLogger).apply(migrations) }
+                    group.addTask { try await MigrationRunner(pool: client, logger: testLogger).apply(migrations) }
                 }
                 var all: [[Int]] = []
                 for try await result in group { all.append(result) }
@@ -65,7 +64,7 @@ import TallyTestSupport
         let original = [Migration(version: 1, name: "0001_t", sql: "CREATE TABLE t (org_id uuid)")]
         let changed = [Migration(version: 1, name: "0001_t", sql: "CREATE TABLE t (org_id uuid, x int)")]
         try await withEmptyDatabase { client in
-            let runner = MigrationRunner(client: client, logger: testLogger)
+            let runner = MigrationRunner(pool: client, logger: testLogger)
             try await runner.apply(original)
             await #expect(throws: MigrationError.checksumMismatch(version: 1, name: "0001_t")) {
                 try await runner.apply(changed)
@@ -80,7 +79,7 @@ import TallyTestSupport
             Migration(version: 2, name: "0002_bad", sql: "CREATE TABLE b (org_id uuid); SELECT no_such_function()"),
         ]
         try await withEmptyDatabase { client in
-            let runner = MigrationRunner(client: client, logger: testLogger)
+            let runner = MigrationRunner(pool: client, logger: testLogger)
             await #expect(throws: (any Error).self) { try await runner.apply(migrations) }
             #expect(try await appliedVersions(client) == [1])
             let table = try await client.query("SELECT to_regclass('public.b') IS NULL", logger: testLogger).collect()

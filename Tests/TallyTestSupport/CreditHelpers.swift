@@ -37,7 +37,7 @@ extension TestServer {
 
     /// How many ledger entries the organisation has (all types).
     public func ledgerCount(_ org: String) async throws -> Int {
-        let rows = try await client.query("SELECT count(*) FROM ledger_entries WHERE org_id = \(UUID(uuidString: org)!)", logger: testLogger)
+        let rows = try await pool.query("SELECT count(*) FROM ledger_entries WHERE org_id = \(UUID(uuidString: org)!)", logger: testLogger)
         for try await count in rows.decode(Int.self) { return count }
         return 0
     }

@@ -46,7 +46,7 @@ extension TestServer {
     /// The organisation's ledger, oldest first, as "type credits created_at" lines: what two
     /// histories are compared by (ids and insertion order aside).
     public func ledgerLines(_ org: String) async throws -> [String] {
-        let rows = try await client.query("""
+        let rows = try await pool.query("""
             SELECT type, credits::text, overage_credits::text, created_at FROM ledger_entries WHERE org_id = \(UUID(uuidString: org)!)
             ORDER BY created_at, type, credits
             """, logger: testLogger).collect()

@@ -86,7 +86,7 @@ public actor TestDatabases {
     /// Runs `body` with a migrated database and a running client, then drops the database.
     public func withDatabase<T: Sendable>(
         maximumConnections: Int = 8,
-        _ body: @Sendable (PostgresClient, DatabaseLocation) async throws -> T
+        _ body: @Sendable (DatabasePool, DatabaseLocation) async throws -> T
     ) async throws -> T {
         await acquire()
         let location: DatabaseLocation
@@ -109,13 +109,16 @@ public actor TestDatabases {
 
     private nonisolated func runClient<T: Sendable>(
         _ location: DatabaseLocation, maximumConnections: Int,
-        _ body: @Sendable (PostgresClient, DatabaseLocation) async throws -> T
+        _ body: @Sendable (DatabasePool, DatabaseLocation) async throws -> T
     ) async throws -> T {
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: testLogger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client, location)
+        let pool = try DatabasePool(location: location, maximumConnections: maximumConnections, logger: testLogger)
+        do {
+            let result = try await body(pool, location)
+            await pool.close()
+            return result
+        } catch {
+            await pool.close()
+            throw error
         }
     }
 
@@ -133,8 +136,8 @@ public actor TestDatabases {
             let rows = try await connection.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: testLogger).collect()
             if rows.isEmpty {
                 try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: testLogger)
-                _ = try await self.runClient(server.with(database: name), maximumConnections: 2) { client, _ in
-                    try await MigrationRunner(client: client, logger: testLogger).apply(migrations)
+                _ = try await self.runClient(server.with(database: name), maximumConnections: 2) { pool, _ in
+                    try await MigrationRunner(pool: pool, logger: testLogger).apply(migrations)
                 }
             }
             try await connection.query("SELECT pg_advisory_unlock(4242)", logger: testLogger)

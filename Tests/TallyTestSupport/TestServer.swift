@@ -17,7 +17,7 @@ public struct TestServer: Sendable {
     public static let platformKey = "platform-test-key-0123456789"
 
     public let port: Int
-    public let client: PostgresClient
+    public let pool: DatabasePool
     public let stores: Stores
     public let clock: ManualClock
     public let http: HTTPClient
@@ -28,8 +28,8 @@ public struct TestServer: Sendable {
         databaseConnections: Int = 8,
         _ body: @Sendable (TestServer) async throws -> T
     ) async throws -> T {
-        try await TestDatabases.shared.withDatabase(maximumConnections: databaseConnections) { client, _ in
-            let stores = Stores(database: Database(client: client, logger: testLogger))
+        try await TestDatabases.shared.withDatabase(maximumConnections: databaseConnections) { pool, _ in
+            let stores = Stores(database: Database(pool: pool, logger: testLogger))
             let services = AppServices(
                 stores: stores, clock: clock, platformKey: PlatformKey(platformKey), migrations: try loadMigrations(),
                 openAPIDocument: try Array(Data(contentsOf: repositoryRoot.appendingPathComponent("openapi.json")))
@@ -49,7 +49,7 @@ public struct TestServer: Sendable {
                 // of a thousand may wait longer than the default 10 s for one.
                 configuration.timeout = .init(connect: .seconds(120), read: .seconds(120))
                 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-                let server = TestServer(port: port, client: client, stores: stores, clock: clock, http: http)
+                let server = TestServer(port: port, pool: pool, stores: stores, clock: clock, http: http)
                 let result: Result<T, any Error>
                 do {
                     result = .success(try await body(server))
@@ -163,7 +163,7 @@ extension TestServer {
 
     /// Counts rows of a table, to prove that a failed request wrote nothing.
     public func count(_ table: String) async throws -> Int {
-        let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: testLogger)
+        let rows = try await pool.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: testLogger)
         for try await count in rows.decode(Int.self) { return count }
         return 0
     }

@@ -1,0 +1,300 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import Synchronization
+
+/// Tally's own connection pool: a fixed maximum of connections opened on demand and kept open,
+/// with a circuit breaker in front.
+///
+/// Why not `PostgresClient`: its pool crashed (a precondition in its state machine) or wedged
+/// when connections failed with `minimumConnections == maximumConnections`, and with a minimum
+/// of zero it arms idle and keep-alive timers (`Task.sleep`s that hold their memory until their
+/// deadline even when cancelled). This pool has no timers of its own except NIO scheduled tasks,
+/// which free their memory when cancelled.
+///
+/// Behaviour under faults:
+/// - a connection found closed (server restart, `pg_terminate_backend`) is dropped, never reused;
+/// - a failed connect marks the database *down*: every lease then fails at once with
+///   `DatabaseUnavailable` (a 503), except one probe every `probeInterval`, which reconnects and
+///   marks it up again: the pool recovers by itself, without a background task;
+/// - a lease waits for a free connection at most `leaseTimeout`, and holds it at most
+///   `holdLimit` (then the connection is closed, which fails its statement): nothing waits forever.
+public final class DatabasePool: Sendable {
+    public struct Settings: Sendable {
+        public var maximumConnections: Int
+        public var connectTimeout: TimeAmount = .milliseconds(1500)
+        public var leaseTimeout: TimeAmount = .seconds(5)
+        public var holdLimit: TimeAmount = .milliseconds(Int64(Database.statementTimeoutMilliseconds) + 5000)
+        public var probeInterval: Duration = .milliseconds(250)
+
+        public init(maximumConnections: Int) {
+            self.maximumConnections = max(1, maximumConnections)
+        }
+    }
+
+    public enum Health: Sendable, Equatable {
+        case up
+        case down(reason: String)
+    }
+
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<PostgresConnection?, any Error>
+        let timeout: Scheduled<Void>
+    }
+
+    private struct State {
+        var idle: [PostgresConnection] = []
+        var leased = 0
+        var opening = 0
+        var waiters: [Waiter] = []
+        var nextID = 0
+        var down: (reason: String, since: ContinuousClock.Instant, lastProbe: ContinuousClock.Instant)?
+        var probing = false
+        var closed = false
+    }
+
+    public let settings: Settings
+    private let configuration: PostgresConnection.Configuration
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let eventLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+
+    public init(configuration: PostgresConnection.Configuration, settings: Settings, logger: Logger) {
+        var configuration = configuration
+        configuration.options.connectTimeout = settings.connectTimeout
+        self.configuration = configuration
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public convenience init(location: DatabaseLocation, maximumConnections: Int, logger: Logger) throws {
+        self.init(configuration: try location.connectionConfiguration(), settings: Settings(maximumConnections: maximumConnections), logger: logger)
+    }
+
+    /// `.up` until a connect fails; `.down` until a probe connects again.
+    public var health: Health {
+        state.withLock { state in state.down.map { .down(reason: $0.reason) } ?? .up }
+    }
+
+    /// Connections open now (idle and leased), for metrics and tests.
+    public var openConnections: Int {
+        state.withLock { $0.idle.count + $0.leased }
+    }
+
+    // MARK: Running statements
+
+    /// Runs `body` with a connection of its own. A connection that failed in a way other than a
+    /// server's answer to a statement is closed rather than returned: its session state is unknown.
+    public func withConnection<Result>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        let connection = try await lease()
+        let watchdog = connection.eventLoop.scheduleTask(in: settings.holdLimit) { [logger] in
+            logger.warning("a database connection was held too long; closing it", metadata: ["db.connection": "\(connection.id)"])
+            connection.close().whenComplete { _ in }
+        }
+        do {
+            let result = try await body(connection)
+            watchdog.cancel()
+            release(connection, reusable: true)
+            return result
+        } catch {
+            watchdog.cancel()
+            let lost = DatabaseUnavailable.isConnectionLoss(error) || connection.isClosed
+            release(connection, reusable: !lost && Self.leavesSessionClean(error))
+            if lost { throw DatabaseUnavailable(.connectionLost, underlying: error) }
+            throw error
+        }
+    }
+
+    /// Runs one statement and returns all its rows.
+    @discardableResult
+    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> DatabaseRows<PostgresRow> {
+        try await withConnection { connection in
+            DatabaseRows(try await connection.query(query, logger: logger, file: file, line: line).collect())
+        }
+    }
+
+    /// Runs one prepared statement and returns all its decoded rows.
+    public func execute<Statement: PostgresPreparedStatement>(_ statement: Statement, logger: Logger) async throws -> DatabaseRows<Statement.Row> {
+        try await withConnection { connection in
+            var rows: [Statement.Row] = []
+            for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
+            return DatabaseRows(rows)
+        }
+    }
+
+    /// Closes every idle connection and fails every later lease; leased connections close on release.
+    public func close() async {
+        let (idle, waiters) = state.withLock { state in
+            state.closed = true
+            defer { state.idle = []; state.waiters = [] }
+            return (state.idle, state.waiters)
+        }
+        for waiter in waiters {
+            waiter.timeout.cancel()
+            waiter.continuation.resume(throwing: DatabaseUnavailable(.shuttingDown))
+        }
+        for connection in idle { try? await connection.close() }
+    }
+
+    // MARK: Leasing
+
+    private enum Decision {
+        case use(PostgresConnection)
+        case open(id: Int, probe: Bool)
+        case wait(id: Int)
+        case fail(DatabaseUnavailable)
+    }
+
+    private func lease() async throws -> PostgresConnection {
+        while true {
+            try Task.checkCancellation()
+            let now = ContinuousClock.now
+            let decision: Decision = state.withLock { state in
+                if state.closed { return .fail(DatabaseUnavailable(.shuttingDown)) }
+                if let down = state.down {
+                    // Fail fast while the database is away, but let one request probe it now and then.
+                    guard !state.probing, now - down.lastProbe >= settings.probeInterval else {
+                        return .fail(DatabaseUnavailable(.unreachable(down.reason)))
+                    }
+                    state.probing = true
+                    state.down?.lastProbe = now
+                    state.opening += 1
+                    state.nextID += 1
+                    return .open(id: state.nextID, probe: true)
+                }
+                while let connection = state.idle.popLast() {
+                    // A connection the server closed while it was idle is dropped here.
+                    if !connection.isClosed {
+                        state.leased += 1
+                        return .use(connection)
+                    }
+                }
+                state.nextID += 1
+                if state.leased + state.opening < settings.maximumConnections {
+                    state.opening += 1
+                    return .open(id: state.nextID, probe: false)
+                }
+                return .wait(id: state.nextID)
+            }
+            switch decision {
+            case .use(let connection):
+                return connection
+            case .fail(let error):
+                throw error
+            case .open(let id, let probe):
+                return try await open(id: id, probe: probe)
+            case .wait(let id):
+                if let connection = try await wait(id: id) { return connection }
+                // Woken without a connection: capacity was freed; decide again.
+            }
+        }
+    }
+
+    private func open(id: Int, probe: Bool) async throws -> PostgresConnection {
+        do {
+            let connection = try await PostgresConnection.connect(
+                on: eventLoops.any(), configuration: configuration, id: id, logger: logger
+            )
+            let recovered: Duration? = state.withLock { state in
+                state.opening -= 1
+                state.leased += 1
+                if probe { state.probing = false }
+                defer { state.down = nil }
+                return state.down.map { ContinuousClock.now - $0.since }
+            }
+            if let recovered {
+                logger.notice("database reachable again", metadata: ["db.outage_seconds": "\(recovered.components.seconds)"])
+            }
+            return connection
+        } catch {
+            let reason = DatabaseUnavailable.describe(error)
+            let (wasUp, waiters) = state.withLock { state in
+                state.opening -= 1
+                if probe { state.probing = false }
+                let wasUp = state.down == nil
+                let now = ContinuousClock.now
+                if wasUp { state.down = (reason, now, now) } else { state.down?.reason = reason }
+                defer { state.waiters = [] }
+                return (wasUp, state.waiters)
+            }
+            if wasUp {
+                // Logged once per outage; the recovery is logged once too.
+                logger.error("database unreachable; failing requests fast until it is back", metadata: ["error": "\(reason)"])
+            }
+            for waiter in waiters {
+                waiter.timeout.cancel()
+                waiter.continuation.resume(throwing: DatabaseUnavailable(.unreachable(reason)))
+            }
+            if error is CancellationError { throw error }
+            throw DatabaseUnavailable(.unreachable(reason), underlying: error)
+        }
+    }
+
+    private func wait(id: Int) async throws -> PostgresConnection? {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection?, any Error>) in
+                let timeout = eventLoops.any().scheduleTask(in: settings.leaseTimeout) { [self] in
+                    self.abandonWait(id: id, with: DatabaseUnavailable(.busy))
+                }
+                state.withLock { $0.waiters.append(Waiter(id: id, continuation: continuation, timeout: timeout)) }
+            }
+        } onCancel: {
+            abandonWait(id: id, with: CancellationError())
+        }
+    }
+
+    private func abandonWait(id: Int, with error: any Error) {
+        let waiter: Waiter? = state.withLock { state in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        guard let waiter else { return }
+        waiter.timeout.cancel()
+        waiter.continuation.resume(throwing: error)
+    }
+
+    private func release(_ connection: PostgresConnection, reusable: Bool) {
+        let keep = reusable && !connection.isClosed
+        let handOver: Waiter? = state.withLock { state in
+            if keep && !state.closed, !state.waiters.isEmpty {
+                return state.waiters.removeFirst() // the lease passes on: `leased` is unchanged
+            }
+            state.leased -= 1
+            if keep && !state.closed { state.idle.append(connection) }
+            // A closed connection frees a slot: the first waiter may open a new one.
+            return state.waiters.isEmpty || keep ? nil : state.waiters.removeFirst()
+        }
+        if !keep || state.withLock({ $0.closed }) { connection.close().whenComplete { _ in } }
+        guard let handOver else { return }
+        handOver.timeout.cancel()
+        handOver.continuation.resume(returning: keep ? connection : nil)
+    }
+
+    /// After a server error (a constraint, a timeout) the session is fine: PostgreSQL aborted the
+    /// statement and the transaction ends with ROLLBACK. After anything else (a cancelled task, a
+    /// decoding error in the middle of a row stream) the connection's state is not known.
+    private static func leavesSessionClean(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError { return error.serverInfo != nil }
+        return !(error is CancellationError)
+    }
+}
+
+/// All the rows of one statement, read before its connection went back to the pool.
+public struct DatabaseRows<Row: Sendable>: Sendable, Sequence, AsyncSequence {
+    public let rows: [Row]
+
+    init(_ rows: [Row]) { self.rows = rows }
+
+    public func collect() -> [Row] { rows }
+    public var first: Row? { rows.first }
+    public func makeIterator() -> IndexingIterator<[Row]> { rows.makeIterator() }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: IndexingIterator<[Row]>
+        public mutating func next() async throws -> Row? { base.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: rows.makeIterator()) }
+}
