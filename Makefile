@@ -1,12 +1,20 @@
 # The two commands of a fresh machine: `make run` serves Tally on its embedded database,
 # `make test` runs the whole suite against a real PostgreSQL it starts itself.
-.PHONY: run test build release bench clean
+.PHONY: run test test-faults test-failover build release bench clean
 
 run:
 	scripts/run.sh
 
 test:
 	scripts/test.sh
+
+# Only the database fault suites (restart, outage, killed connections, timeouts, SIGTERM;
+# failover to a promoted synchronous standby). `make test` runs them too.
+test-faults:
+	scripts/test-faults.sh scripts/faults/run_faults.py
+
+test-failover:
+	scripts/test-faults.sh scripts/faults/run_failover.py
 
 build:
 	swift build

@@ -11,4 +11,9 @@ export TALLY_TEST_DATABASE_URL="$TEST_PG_URL"
 start=$(date +%s)
 swift build --build-tests
 swift test --skip-build "$@"
+# Database faults against servers of their own (a minute or two): the whole suite, not a filter.
+if [ $# -eq 0 ]; then
+  python3 scripts/faults/run_faults.py
+  python3 scripts/faults/run_failover.py
+fi
 echo "tests passed in $(( $(date +%s) - start )) s (build included)"

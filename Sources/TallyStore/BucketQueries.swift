@@ -23,7 +23,7 @@ enum BucketQueries {
     }
 
     /// Locks the organisation's spendable buckets at `now`, in burn-down order.
-    static func lockSpendable(orgID: UUID, at now: Instant, on connection: PostgresConnection, logger: Logger) async throws -> [CreditBucket] {
+    static func lockSpendable(orgID: UUID, at now: Instant, on connection: DatabaseConnection, logger: Logger) async throws -> [CreditBucket] {
         let rows = try await connection.query("""
             SELECT \(unescaped: columns) FROM credit_buckets
             WHERE org_id = \(orgID) AND remaining > 0 AND effective_at <= \(now) AND (expires_at IS NULL OR expires_at > \(now))
@@ -35,7 +35,7 @@ enum BucketQueries {
     }
 
     /// Locks the given buckets, whatever their state, in burn-down order.
-    static func lock(orgID: UUID, ids: [UUID], on connection: PostgresConnection, logger: Logger) async throws -> [CreditBucket] {
+    static func lock(orgID: UUID, ids: [UUID], on connection: DatabaseConnection, logger: Logger) async throws -> [CreditBucket] {
         guard !ids.isEmpty else { return [] }
         let rows = try await connection.query("""
             SELECT \(unescaped: columns) FROM credit_buckets
@@ -59,7 +59,7 @@ enum BucketQueries {
 
     /// What an entry took from each bucket (its negative postings), in burn-down order: the
     /// order the spend drew them, because the order's keys never change.
-    static func draws(ofEntry entryID: UUID, orgID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [BurnDownPlan.Draw] {
+    static func draws(ofEntry entryID: UUID, orgID: UUID, on connection: DatabaseConnection, logger: Logger) async throws -> [BurnDownPlan.Draw] {
         let rows = try await connection.query("""
             SELECT p.bucket_id, -p.credits FROM ledger_postings p
             JOIN credit_buckets b ON b.org_id = p.org_id AND b.bucket_id = p.bucket_id

@@ -65,7 +65,7 @@ enum PlanRows {
     }
 
     /// A plan is in use once any organisation has subscribed to it (or is scheduled to move to it).
-    static func isInUse(_ code: String, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+    static func isInUse(_ code: String, on connection: DatabaseConnection, logger: Logger) async throws -> Bool {
         let rows = try await connection.query("""
             SELECT EXISTS (SELECT 1 FROM subscriptions WHERE plan_code = \(code) OR scheduled_plan_code = \(code))
             """, logger: logger).collect()

@@ -75,7 +75,7 @@ public struct CatalogStore: Sendable {
     }
 
     /// Components must be existing operations that are not pipelines (locked while we look).
-    private func validateComponents(of operation: OperationDefinition, on connection: PostgresConnection) async throws {
+    private func validateComponents(of operation: OperationDefinition, on connection: DatabaseConnection) async throws {
         var simple: Set<String> = []
         if operation.isPipeline {
             let rows = try await connection.query("""

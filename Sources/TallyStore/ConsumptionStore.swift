@@ -218,7 +218,7 @@ struct ApplySpends: Sendable {
         }
     }
 
-    private func claimAndLock(orgID: UUID, claims: [IdempotencyClaim], at now: Instant, on connection: PostgresConnection,
+    private func claimAndLock(orgID: UUID, claims: [IdempotencyClaim], at now: Instant, on connection: DatabaseConnection,
                               logger: Logger) async throws -> (claimed: Set<String>, buckets: [CreditBucket]) {
         let statement = ClaimAndLockStatement(orgID: orgID, now: now, keys: claims.map(\.key),
                                               hashes: claims.map { ByteBuffer(bytes: $0.requestHash) })
@@ -238,7 +238,7 @@ struct ApplySpends: Sendable {
         return (claimed, buckets)
     }
 
-    private func storedResponses(orgID: UUID, keys: [String], on connection: PostgresConnection, logger: Logger) async throws
+    private func storedResponses(orgID: UUID, keys: [String], on connection: DatabaseConnection, logger: Logger) async throws
         -> [String: (hash: [UInt8], response: StoredResponse)] {
         let rows = try await connection.query("""
             SELECT idempotency_key, request_hash, status_code, response_body FROM idempotency_keys

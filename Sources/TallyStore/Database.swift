@@ -87,7 +87,7 @@ public struct Database: Sendable {
     /// unwrapped so that callers can map it to a response.
     public func transaction<Result: Sendable>(
         isolation: IsolationLevel = .readCommitted,
-        _ body: (PostgresConnection) async throws -> Result
+        _ body: (DatabaseConnection) async throws -> Result
     ) async throws -> Result {
         try await pool.withConnection { connection in
             try await connection.query(isolation.beginStatement, logger: logger)
@@ -171,7 +171,12 @@ public struct DatabaseUnavailable: Error, CustomStringConvertible {
             if let message = error.serverInfo?[.message] {
                 return "\(message) [\(error.sqlState ?? "?")]"
             }
-            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+            if let underlying = error.underlying {
+                let text = "\(underlying)"
+                if text.contains("Connection refused") { return "connection refused" }
+                if text.contains("connectTimeout") || text.contains("timed out") { return "connection timed out" }
+                return "\(error.code): \(text)"
+            }
             return "\(error.code)"
         }
         return "\(error)"

@@ -40,12 +40,18 @@ public final class DatabasePool: Sendable {
 
     private struct Waiter {
         let id: Int
-        let continuation: CheckedContinuation<PostgresConnection?, any Error>
+        let continuation: CheckedContinuation<Pooled?, any Error>
         let timeout: Scheduled<Void>
     }
 
+    /// A connection and the executor that runs its leases on its event loop.
+    private struct Pooled: Sendable {
+        let connection: PostgresConnection
+        let executor: EventLoopTaskExecutor
+    }
+
     private struct State {
-        var idle: [PostgresConnection] = []
+        var idle: [Pooled] = []
         var leased = 0
         var opening = 0
         var waiters: [Waiter] = []
@@ -87,22 +93,25 @@ public final class DatabasePool: Sendable {
 
     /// Runs `body` with a connection of its own. A connection that failed in a way other than a
     /// server's answer to a statement is closed rather than returned: its session state is unknown.
-    public func withConnection<Result>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
-        let connection = try await lease()
+    public func withConnection<Result>(_ body: (DatabaseConnection) async throws -> Result) async throws -> Result {
+        let pooled = try await lease()
+        let connection = pooled.connection
         let watchdog = connection.eventLoop.scheduleTask(in: settings.holdLimit) { [logger] in
             logger.warning("a database connection was held too long; closing it", metadata: ["db.connection": "\(connection.id)"])
             connection.close().whenComplete { _ in }
         }
         do {
-            let result = try await body(connection)
+            let result = try await withTaskExecutorPreference(pooled.executor) {
+                try await body(DatabaseConnection(base: connection))
+            }
             watchdog.cancel()
-            release(connection, reusable: true)
+            release(pooled, reusable: true)
             return result
         } catch {
             watchdog.cancel()
             let lost = DatabaseUnavailable.isConnectionLoss(error) || connection.isClosed
-            release(connection, reusable: !lost && Self.leavesSessionClean(error))
-            if lost { throw DatabaseUnavailable(.connectionLost, underlying: error) }
+            release(pooled, reusable: !lost && Self.leavesSessionClean(error))
+            if lost, !(error is DatabaseUnavailable) { throw DatabaseUnavailable(.connectionLost, underlying: error) }
             throw error
         }
     }
@@ -135,19 +144,19 @@ public final class DatabasePool: Sendable {
             waiter.timeout.cancel()
             waiter.continuation.resume(throwing: DatabaseUnavailable(.shuttingDown))
         }
-        for connection in idle { try? await connection.close() }
+        for pooled in idle { try? await pooled.connection.close() }
     }
 
     // MARK: Leasing
 
     private enum Decision {
-        case use(PostgresConnection)
+        case use(Pooled)
         case open(id: Int, probe: Bool)
         case wait(id: Int)
         case fail(DatabaseUnavailable)
     }
 
-    private func lease() async throws -> PostgresConnection {
+    private func lease() async throws -> Pooled {
         while true {
             try Task.checkCancellation()
             let now = ContinuousClock.now
@@ -164,11 +173,11 @@ public final class DatabasePool: Sendable {
                     state.nextID += 1
                     return .open(id: state.nextID, probe: true)
                 }
-                while let connection = state.idle.popLast() {
+                while let pooled = state.idle.popLast() {
                     // A connection the server closed while it was idle is dropped here.
-                    if !connection.isClosed {
+                    if !pooled.connection.isClosed {
                         state.leased += 1
-                        return .use(connection)
+                        return .use(pooled)
                     }
                 }
                 state.nextID += 1
@@ -192,7 +201,7 @@ public final class DatabasePool: Sendable {
         }
     }
 
-    private func open(id: Int, probe: Bool) async throws -> PostgresConnection {
+    private func open(id: Int, probe: Bool) async throws -> Pooled {
         do {
             let connection = try await PostgresConnection.connect(
                 on: eventLoops.any(), configuration: configuration, id: id, logger: logger
@@ -207,7 +216,7 @@ public final class DatabasePool: Sendable {
             if let recovered {
                 logger.notice("database reachable again", metadata: ["db.outage_seconds": "\(recovered.components.seconds)"])
             }
-            return connection
+            return Pooled(connection: connection, executor: EventLoopTaskExecutor(connection.eventLoop))
         } catch {
             let reason = DatabaseUnavailable.describe(error)
             let (wasUp, waiters) = state.withLock { state in
@@ -232,9 +241,9 @@ public final class DatabasePool: Sendable {
         }
     }
 
-    private func wait(id: Int) async throws -> PostgresConnection? {
+    private func wait(id: Int) async throws -> Pooled? {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection?, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Pooled?, any Error>) in
                 let timeout = eventLoops.any().scheduleTask(in: settings.leaseTimeout) { [self] in
                     self.abandonWait(id: id, with: DatabaseUnavailable(.busy))
                 }
@@ -255,21 +264,21 @@ public final class DatabasePool: Sendable {
         waiter.continuation.resume(throwing: error)
     }
 
-    private func release(_ connection: PostgresConnection, reusable: Bool) {
-        let keep = reusable && !connection.isClosed
-        let handOver: Waiter? = state.withLock { state in
-            if keep && !state.closed, !state.waiters.isEmpty {
-                return state.waiters.removeFirst() // the lease passes on: `leased` is unchanged
+    private func release(_ pooled: Pooled, reusable: Bool) {
+        let (handOver, kept): (Waiter?, Bool) = state.withLock { state in
+            let keep = reusable && !pooled.connection.isClosed && !state.closed
+            if keep, !state.waiters.isEmpty {
+                return (state.waiters.removeFirst(), true) // the lease passes on: `leased` is unchanged
             }
             state.leased -= 1
-            if keep && !state.closed { state.idle.append(connection) }
+            if keep { state.idle.append(pooled) }
             // A closed connection frees a slot: the first waiter may open a new one.
-            return state.waiters.isEmpty || keep ? nil : state.waiters.removeFirst()
+            return (state.waiters.isEmpty || keep ? nil : state.waiters.removeFirst(), keep)
         }
-        if !keep || state.withLock({ $0.closed }) { connection.close().whenComplete { _ in } }
+        if !kept { pooled.connection.close().whenComplete { _ in } }
         guard let handOver else { return }
         handOver.timeout.cancel()
-        handOver.continuation.resume(returning: keep ? connection : nil)
+        handOver.continuation.resume(returning: kept ? pooled : nil)
     }
 
     /// After a server error (a constraint, a timeout) the session is fine: PostgreSQL aborted the

@@ -27,7 +27,7 @@ enum EventOutbox {
     }
 
     /// Records an event on its own (when no ledger write goes with it).
-    static func emit(_ type: EventType, data: JSONValue, orgID: UUID, at time: Instant, on connection: PostgresConnection, logger: Logger) async throws {
+    static func emit(_ type: EventType, data: JSONValue, orgID: UUID, at time: Instant, on connection: DatabaseConnection, logger: Logger) async throws {
         var sql = BoundSQL()
         let parts = parts(type, data: data, orgID: orgID, at: time, sql: &sql)
         let statement = "WITH " + parts.enumerated().map { "e\($0.offset) AS (\($0.element))" }.joined(separator: ", ") + " SELECT 1"

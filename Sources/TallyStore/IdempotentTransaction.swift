@@ -54,7 +54,7 @@ extension Database {
         claim: IdempotencyClaim?,
         at now: Instant,
         render: ResponseRenderer<Value>,
-        _ body: (PostgresConnection) async throws -> (Value, LedgerWrite)
+        _ body: (DatabaseConnection) async throws -> (Value, LedgerWrite)
     ) async throws -> StoredResponse {
         try await transaction { connection in
             if let claim, let replay = try await self.claimKey(claim, orgID: orgID, at: now, on: connection) {
@@ -89,7 +89,7 @@ extension Database {
     }
 
     /// Claims the key, or returns the stored response of the request that claimed it first.
-    private func claimKey(_ claim: IdempotencyClaim, orgID: UUID, at now: Instant, on connection: PostgresConnection) async throws -> StoredResponse? {
+    private func claimKey(_ claim: IdempotencyClaim, orgID: UUID, at now: Instant, on connection: DatabaseConnection) async throws -> StoredResponse? {
         let hash = ByteBuffer(bytes: claim.requestHash)
         let inserted = try await connection.query("""
             INSERT INTO idempotency_keys (org_id, idempotency_key, request_hash, created_at)

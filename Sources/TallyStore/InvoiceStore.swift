@@ -28,7 +28,7 @@ public struct InvoiceStore: Sendable {
     /// Writes an invoice, open (numbered now) or draft (numbered when it opens).
     @discardableResult
     static func issue(_ invoice: NewInvoice, orgID: UUID, status: Invoice.Status, at now: Instant,
-                      on connection: PostgresConnection, logger: Logger) async throws -> Invoice {
+                      on connection: DatabaseConnection, logger: Logger) async throws -> Invoice {
         precondition(status == .open || status == .draft, "invoices are written as drafts or open")
         let total = try InvoiceMath.total(of: invoice.lines, currency: invoice.currency)
         var number: Int64?
@@ -71,7 +71,7 @@ public struct InvoiceStore: Sendable {
 
     /// The organisation's next invoice number. The counter row stays locked until the
     /// transaction ends: concurrent invoicing queues here, and a rollback gives the number back.
-    static func nextNumber(orgID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+    static func nextNumber(orgID: UUID, on connection: DatabaseConnection, logger: Logger) async throws -> Int64 {
         let rows = try await connection.query("""
             INSERT INTO invoice_sequences (org_id, last_number) VALUES (\(orgID), 1)
             ON CONFLICT (org_id) DO UPDATE SET last_number = invoice_sequences.last_number + 1
@@ -185,7 +185,7 @@ extension InvoiceStore {
         return try await committed(orgID: orgID, invoiceID: invoiceID)
     }
 
-    private func lock(orgID: UUID, invoiceID: UUID, on connection: PostgresConnection) async throws -> (Invoice.Status, String?) {
+    private func lock(orgID: UUID, invoiceID: UUID, on connection: DatabaseConnection) async throws -> (Invoice.Status, String?) {
         let rows = try await connection.query("""
             SELECT status, payment_reference FROM invoices WHERE org_id = \(orgID) AND invoice_id = \(invoiceID) FOR UPDATE
             """, logger: database.logger).collect()

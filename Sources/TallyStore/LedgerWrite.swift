@@ -89,7 +89,7 @@ struct LedgerWrite {
         postings.filter { $0.entryID == entryID }.map(\.credits).sum()
     }
 
-    func execute(on connection: PostgresConnection, logger: Logger) async throws {
+    func execute(on connection: DatabaseConnection, logger: Logger) async throws {
         guard !isEmpty else { return }
         var sql = self.sql
         var parts: [String] = []

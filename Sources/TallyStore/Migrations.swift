@@ -84,7 +84,7 @@ public struct MigrationRunner: Sendable {
         }
     }
 
-    private func applyLocked(_ migrations: [Migration], on connection: PostgresConnection) async throws -> [Int] {
+    private func applyLocked(_ migrations: [Migration], on connection: DatabaseConnection) async throws -> [Int] {
         // The bookkeeping table is the one table the runner creates itself, once, under the lock.
         let exists = try await connection.query(
             "SELECT to_regclass('public.schema_migrations') IS NOT NULL", logger: logger

@@ -31,7 +31,7 @@ enum PeriodBilling {
     }
 
     /// The overage the period has incurred so far, with its counter row locked.
-    static func lockOverageIncurred(_ period: LivePeriod, orgID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Credits {
+    static func lockOverageIncurred(_ period: LivePeriod, orgID: UUID, on connection: DatabaseConnection, logger: Logger) async throws -> Credits {
         let rows = try await connection.query("""
             SELECT overage_credits FROM usage_periods WHERE org_id = \(orgID) AND period_start = \(period.start) FOR UPDATE
             """, logger: logger).collect()
@@ -41,7 +41,7 @@ enum PeriodBilling {
     /// Adds `credits` of overage to the period's draft overage invoice (created on first use) and
     /// recomputes its one line exactly from the period's total. Returns the invoice id.
     static func accumulateOverage(_ credits: Credits, rate: Money, period: LivePeriod, orgID: UUID, at now: Instant,
-                                  on connection: PostgresConnection, logger: Logger) async throws -> UUID {
+                                  on connection: DatabaseConnection, logger: Logger) async throws -> UUID {
         let invoiceID = try await adjustOverage(by: credits, rate: rate, subscriptionID: period.subscriptionID, periodStart: period.start,
                                                 periodEnd: period.end, orgID: orgID, at: now, on: connection, logger: logger)
         // The spend's terms were read before its transaction. A renewal, plan change or
@@ -59,7 +59,7 @@ enum PeriodBilling {
 
     @discardableResult
     static func adjustOverage(by credits: Credits, rate: Money?, subscriptionID: UUID, periodStart: Instant, periodEnd: Instant,
-                              orgID: UUID, at now: Instant, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
+                              orgID: UUID, at now: Instant, on connection: DatabaseConnection, logger: Logger) async throws -> UUID {
         if let rate {
             try await connection.query("""
                 INSERT INTO invoices (org_id, invoice_id, kind, status, currency, total, subscription_id, period_start, period_end, created_at)
@@ -93,7 +93,7 @@ enum PeriodBilling {
     /// an empty draft is voided. Renewals, immediate plan changes and cancellations call this.
     @discardableResult
     static func finalizeOverage(subscriptionID: UUID, periodStart: Instant, orgID: UUID, at time: Instant,
-                                on connection: PostgresConnection, logger: Logger) async throws -> UUID? {
+                                on connection: DatabaseConnection, logger: Logger) async throws -> UUID? {
         let rows = try await connection.query("""
             SELECT invoice_id, total FROM invoices
             WHERE org_id = \(orgID) AND subscription_id = \(subscriptionID) AND period_start = \(periodStart)

@@ -55,7 +55,7 @@ extension SubscriptionStore {
         }
     }
 
-    private func changeNow(orgID: UUID, to plan: Plan, at now: Instant, preview: Bool, on connection: PostgresConnection) async throws -> PlanChangeOutcome {
+    private func changeNow(orgID: UUID, to plan: Plan, at now: Instant, preview: Bool, on connection: DatabaseConnection) async throws -> PlanChangeOutcome {
         let logger = database.logger
         let subscription = try await Self.lockLive(orgID: orgID, on: connection, logger: logger)
         guard subscription.planCode != plan.code else {
@@ -99,7 +99,7 @@ extension SubscriptionStore {
                                  periodEnd: change.newPeriod.end, invoiceID: preview ? nil : invoice?.id, subscription: changed)
     }
 
-    private func schedule(orgID: UUID, to plan: Plan, at now: Instant, preview: Bool, on connection: PostgresConnection) async throws -> PlanChangeOutcome {
+    private func schedule(orgID: UUID, to plan: Plan, at now: Instant, preview: Bool, on connection: DatabaseConnection) async throws -> PlanChangeOutcome {
         let logger = database.logger
         let subscription = try await Self.lockLive(orgID: orgID, on: connection, logger: logger)
         // Scheduling the current plan withdraws a scheduled change.

@@ -72,7 +72,7 @@ public struct PurchaseStore: Sendable {
 
     /// The bucket (priority 30, the item's expiry) and the open purchase invoice.
     static func buy(_ priced: Priced, orgID: UUID, at now: Instant, into write: inout LedgerWrite,
-                    on connection: PostgresConnection, logger: Logger) async throws -> PurchaseOutcome {
+                    on connection: DatabaseConnection, logger: Logger) async throws -> PurchaseOutcome {
         let expiresAt = priced.expiresAfterDays.map { now.adding(days: $0) }
         let (bucketID, entryID) = write.grant(.purchase, credits: priced.credits, expiresAt: expiresAt, at: now, reason: priced.line.description)
         let invoice = try await InvoiceStore.issue(
@@ -89,7 +89,7 @@ public struct PurchaseStore: Sendable {
     static let autoTopUpIntervalSeconds: Int64 = 3600
 
     static func autoTopUp(_ terms: SpendTerms.AutoTopUp, availableAfter: Credits, orgID: UUID, triggeredBy entryID: UUID, at now: Instant,
-                          into write: inout LedgerWrite, on connection: PostgresConnection, logger: Logger) async throws -> PurchaseOutcome? {
+                          into write: inout LedgerWrite, on connection: DatabaseConnection, logger: Logger) async throws -> PurchaseOutcome? {
         guard availableAfter < terms.thresholdCredits else { return nil }
         let claimed = try await connection.query("""
             UPDATE orgs SET last_auto_topup_at = \(now)

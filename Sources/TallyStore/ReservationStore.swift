@@ -134,7 +134,7 @@ public struct ReservationStore: Sendable {
         return freed
     }
 
-    static func hasExpiredHolds(orgID: UUID, at now: Instant, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+    static func hasExpiredHolds(orgID: UUID, at now: Instant, on connection: DatabaseConnection, logger: Logger) async throws -> Bool {
         let rows = try await connection.query("""
             SELECT 1 FROM reservations WHERE org_id = \(orgID) AND status = 'active' AND expires_at <= \(now) LIMIT 1
             """, logger: logger).collect()
@@ -151,7 +151,7 @@ public struct ReservationStore: Sendable {
     }
 
     /// Locks the reservation row (first, before any bucket) and insists that it is active.
-    private func lockActive(orgID: UUID, reservationID: UUID, on connection: PostgresConnection) async throws -> HeldReservation {
+    private func lockActive(orgID: UUID, reservationID: UUID, on connection: DatabaseConnection) async throws -> HeldReservation {
         let rows = try await connection.query("""
             SELECT r.credits, r.status, r.hold_entry_id, r.created_at, r.expires_at, r.operation, r.quantity, r.params::text,
                    e.event_id, e.event_name, e.actor, e.metadata::text
@@ -179,7 +179,7 @@ public struct ReservationStore: Sendable {
     /// they were held from (`usage`), and expires what returns to a bucket that expired meanwhile.
     private func settle(
         _ held: HeldReservation, capture: Credits, usage: UsageDetails, status: Reservation.Status,
-        orgID: UUID, at now: Instant, on connection: PostgresConnection
+        orgID: UUID, at now: Instant, on connection: DatabaseConnection
     ) async throws -> (Reservation, LedgerWrite) {
         let logger = database.logger
         let draws = try await BucketQueries.draws(ofEntry: held.holdEntryID, orgID: orgID, on: connection, logger: logger)

@@ -115,7 +115,7 @@ extension SubscriptionStore {
     }
 
     /// Locks the plan credits ending with each period, and each period's overage draft.
-    private static func lockEndingCredits(_ due: inout [DueRenewal], on connection: PostgresConnection, logger: Logger) async throws {
+    private static func lockEndingCredits(_ due: inout [DueRenewal], on connection: DatabaseConnection, logger: Logger) async throws {
         var index: [UUID: Int] = [:]
         for (position, item) in due.enumerated() { index[item.subscription.id] = position }
         let credits = LockPlanCreditsStatement(orgIDs: due.map(\.subscription.orgID), subscriptionIDs: due.map(\.subscription.id),
@@ -135,7 +135,7 @@ extension SubscriptionStore {
 
     /// Takes each organisation's invoice numbers for the batch in one statement (organisations
     /// in a fixed order, so that concurrent batches queue rather than deadlock).
-    private static func reserveInvoiceNumbers(for due: [DueRenewal], _ renewals: [RenewalPlan], on connection: PostgresConnection,
+    private static func reserveInvoiceNumbers(for due: [DueRenewal], _ renewals: [RenewalPlan], on connection: DatabaseConnection,
                                               logger: Logger) async throws -> ReservedInvoiceNumbers {
         var counts: [UUID: Int64] = [:]
         for (item, renewal) in zip(due, renewals) {
@@ -157,7 +157,7 @@ extension SubscriptionStore {
 actor PlanCache {
     private var plans: [String: Plan] = [:]
 
-    func plan(_ code: String, on connection: PostgresConnection, logger: Logger) async throws -> Plan? {
+    func plan(_ code: String, on connection: DatabaseConnection, logger: Logger) async throws -> Plan? {
         if let plan = plans[code] { return plan }
         let rows = try await connection.query("SELECT \(unescaped: PlanRows.columns) FROM plans WHERE code = \(code)", logger: logger).collect()
         let plan = try rows.first.map(PlanRows.decode)

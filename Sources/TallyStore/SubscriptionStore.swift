@@ -128,14 +128,14 @@ public struct SubscriptionStore: Sendable {
 
     // MARK: Shared pieces
 
-    static func timezone(orgID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> String {
+    static func timezone(orgID: UUID, on connection: DatabaseConnection, logger: Logger) async throws -> String {
         let rows = try await connection.query("SELECT timezone FROM orgs WHERE org_id = \(orgID)", logger: logger).collect()
         guard let row = rows.first else { throw TallyError.notFound("The organisation") }
         return try row.decode(String.self)
     }
 
     /// Locks the live subscription (before any bucket: subscription, then buckets, then invoices).
-    static func lockLive(orgID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Subscription {
+    static func lockLive(orgID: UUID, on connection: DatabaseConnection, logger: Logger) async throws -> Subscription {
         let rows = try await connection.query("""
             SELECT \(unescaped: columns) FROM subscriptions s WHERE s.org_id = \(orgID) AND s.status = 'active' FOR UPDATE
             """, logger: logger).collect()
@@ -149,7 +149,7 @@ public struct SubscriptionStore: Sendable {
     /// end at `endingAt` (the period's end), or all of them (a cancellation); with the earliest
     /// grant among them, which credits carried forward keep (so that they burn first).
     static func lockPlanCredits(orgID: UUID, subscriptionID: UUID, endingAt: Instant?, spendableAt: Instant? = nil,
-                                on connection: PostgresConnection, logger: Logger) async throws -> (credits: [PlanCredits], earliestGrant: Instant?) {
+                                on connection: DatabaseConnection, logger: Logger) async throws -> (credits: [PlanCredits], earliestGrant: Instant?) {
         let rows = try await connection.query("""
             SELECT bucket_id, remaining, granted_at FROM credit_buckets
             WHERE org_id = \(orgID) AND subscription_id = \(subscriptionID) AND remaining > 0
@@ -206,7 +206,7 @@ public struct SubscriptionStore: Sendable {
 
     /// The period's subscription invoice: one line, open. Free plans are not invoiced.
     static func charge(_ plan: Plan, for subscriptionID: UUID, period: BillingPeriod, orgID: UUID, at time: Instant,
-                       on connection: PostgresConnection, logger: Logger) async throws -> Invoice? {
+                       on connection: DatabaseConnection, logger: Logger) async throws -> Invoice? {
         guard !plan.isFree else { return nil }
         let description = invoiceDescription(plan, period: period)
         return try await InvoiceStore.issue(

@@ -78,7 +78,10 @@ struct DatabaseSession {
     /// retries until a deadline.
     func withPool<T: Sendable>(logger: Logger, maximumConnections: Int = 10, deadlineSeconds: Int = 60,
                                _ body: @escaping @Sendable (DatabasePool) async throws -> T) async throws -> T {
-        let pool = try DatabasePool(location: location, maximumConnections: maximumConnections, logger: logger)
+        // The pool's own outage log line would be a second line for the same failure.
+        var poolLogger = logger
+        poolLogger.logLevel = .critical
+        let pool = try DatabasePool(location: location, maximumConnections: maximumConnections, logger: poolLogger)
         do {
             let result = try await withDeadline(seconds: deadlineSeconds, "the database command") { try await body(pool) }
             await pool.close()

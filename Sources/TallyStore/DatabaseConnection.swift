@@ -1,0 +1,45 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// A leased connection, as the store's statements see it.
+///
+/// Why a wrapper: PostgresNIO hands a statement to its channel with `channel.write(task,
+/// promise: nil)`. Once a closed channel has dropped its handlers, such a write is discarded and
+/// the statement's promise never completes: the caller waits forever (the wedge after a database
+/// restart). So every statement first checks that the connection is open, and the pool runs the
+/// lease on the connection's own event loop (see `EventLoopTaskExecutor`), where that check and the
+/// write happen in one turn of the loop: the channel cannot close in between.
+public struct DatabaseConnection: Sendable {
+    let base: PostgresConnection
+
+    @discardableResult
+    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        guard !base.isClosed else { throw DatabaseUnavailable(.connectionLost) }
+        return try await base.query(query, logger: logger, file: file, line: line)
+    }
+
+    public func execute<Statement: PostgresPreparedStatement>(
+        _ statement: Statement, logger: Logger, file: String = #fileID, line: Int = #line
+    ) async throws -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row> {
+        guard !base.isClosed else { throw DatabaseUnavailable(.connectionLost) }
+        return try await base.execute(statement, logger: logger, file: file, line: line)
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop: a lease's statements then run where the
+/// connection's replies arrive, with no thread hop, and atomically with respect to the channel's
+/// close (which happens on that loop too).
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        eventLoop.execute { job.runSynchronously(on: executor) }
+    }
+}
