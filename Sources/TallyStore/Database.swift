@@ -95,6 +95,8 @@ public struct Database: Sendable {
             do {
                 result = try await body(connection)
             } catch {
+                // A lost connection has no transaction left to roll back: the server did it.
+                if DatabaseUnavailable.isConnectionLoss(error) { throw error }
                 do {
                     try await connection.query("ROLLBACK", logger: logger)
                 } catch {

@@ -32,6 +32,14 @@ def check(condition, message):
         print(f"  FAIL: {message}", flush=True)
 
 
+def probe(*args, **kwargs):
+    """A request whose transport failure (Tally gone) is a status 0, not an exception."""
+    try:
+        return request(*args, **kwargs)
+    except OSError as error:
+        return 0, {}, {"error": str(error)}, 0.0
+
+
 def wait_for_recovery(load, orgs, limit):
     start = time.time()
     while time.time() - start < limit + 5:
@@ -113,11 +121,11 @@ def run(cluster, tally):
         down_at = time.time()
         time.sleep(0.5)
         # The liveness probe stays up; the readiness probe says 503 at once.
-        status, _, _, seconds = request(tally.port, "GET", "/healthz", timeout=5)
+        status, _, _, seconds = probe(tally.port, "GET", "/healthz", timeout=5)
         check(status == 200 and seconds < 1, f"outage: /healthz 200 at once (got {status} in {seconds:.2f} s)")
-        status, headers, body, seconds = request(tally.port, "GET", "/readyz", timeout=15)
+        status, headers, body, seconds = probe(tally.port, "GET", "/readyz", timeout=15)
         check(status == 503 and seconds < 1, f"outage: /readyz 503 at once (got {status} in {seconds:.2f} s)")
-        status, headers, body, seconds = request(tally.port, "GET", f"/v1/orgs/{orgs[0]}/balance", key=key, timeout=15)
+        status, headers, body, seconds = probe(tally.port, "GET", f"/v1/orgs/{orgs[0]}/balance", key=key, timeout=15)
         check(status == 503 and (body or {}).get("code") == "database_unavailable" and "retry-after" in headers,
               f"outage: a balance read is 503 database_unavailable with Retry-After (got {status} {body})")
         # The cron's command fails within seconds, with one line.
@@ -159,7 +167,7 @@ def run(cluster, tally):
     # Every acknowledged spend replays its first answer; one whose first try failed is done once.
     replay_bad = 0
     for spend in retried + acked[:200]:
-        status, headers, body, _ = request(tally.port, "POST", f"/v1/orgs/{spend.org}/usage", body=spend.body,
+        status, headers, body, _ = probe(tally.port, "POST", f"/v1/orgs/{spend.org}/usage", body=spend.body,
                                            key=key, headers={"Idempotency-Key": spend.key})
         if status != 201 or body != spend.answer:
             replay_bad += 1
@@ -181,7 +189,7 @@ def run(cluster, tally):
     sigterm_load = Load(tally.port, key, orgs, clients=4)
     sigterm_load.start()
     time.sleep(1)
-    code, seconds = tally.terminate()
+    code, seconds = tally.terminate() if tally.alive() else (tally.process.returncode, 0.0)
     sigterm_load.stop()
     check(code == 0 and seconds <= SHUTDOWN_LIMIT, f"SIGTERM: exit 0 within {SHUTDOWN_LIMIT} s (got {code} in {seconds:.1f} s)")
     cluster.start()
