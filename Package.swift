@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // Pure billing domain: no SQL, no HTTP, no NIO.
@@ -78,7 +79,11 @@ let package = Package(
             path: "Tests/TallyTestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TallyCoreTests",
+            dependencies: ["TallyCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "TallyStoreTests", dependencies: ["TallyCore", "TallyStore", "TallyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TallyHTTPTests",

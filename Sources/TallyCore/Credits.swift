@@ -2,28 +2,35 @@
 ///
 /// Stored as a count of ten-thousandths so that every sum, difference and comparison is
 /// exact integer arithmetic. Encoded in JSON as a decimal string.
+///
+/// The count is an `Int128`: every amount Tally accepts or stores (at most 10^16 credits, the
+/// `numeric(20,4)` columns) has 10^20 units, so sums of even 10^18 of them cannot overflow. No
+/// client and no row can make `+` or `-` trap; products are checked (`multiplied(by:)`).
 public struct Credits: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let scale = 4
-    public static let unitsPerCredit: Int64 = 10_000
-    /// The largest amount accepted from a client: a trillion credits. Sums of many such amounts
-    /// still fit in the Int64 representation (about 9.2 * 10^14 credits).
+    public static let unitsPerCredit: Int128 = 10_000
+    /// The largest amount accepted from a client: a trillion credits.
     public static let inputMaximum = Credits(units: 1_000_000_000_000 * unitsPerCredit)
+    /// The most an organisation may hold (the sum of its buckets' remaining credits), and so the
+    /// largest bucket: ten trillion credits. Grants and purchases beyond it are refused (422);
+    /// the database refuses larger rows too (CHECK constraints of migration 0008).
+    public static let balanceMaximum = Credits(units: 10_000_000_000_000 * unitsPerCredit)
     public static let zero = Credits(units: 0)
 
     /// Ten-thousandths of a credit.
-    public let units: Int64
+    public let units: Int128
 
-    public init(units: Int64) {
+    public init(units: Int128) {
         self.units = units
     }
 
     public init(_ wholeCredits: Int) {
-        self.units = Int64(wholeCredits) * Self.unitsPerCredit
+        self.units = Int128(wholeCredits) * Self.unitsPerCredit
     }
 
     /// Parses exact decimal text; see `DecimalText.parse`.
     public init(parsing text: some StringProtocol) throws(DecimalText.ParseError) {
-        self.units = try DecimalText.parse(text, scale: Self.scale)
+        self.units = Int128(try DecimalText.parse(text, scale: Self.scale))
     }
 
     /// Canonical text: trailing zeros trimmed ("137.6", "130", "0").
@@ -44,14 +51,14 @@ public struct Credits: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// `self * quantity`, or nil when the product does not fit.
     public func multiplied(by quantity: Int) -> Credits? {
-        let (product, overflow) = units.multipliedReportingOverflow(by: Int64(quantity))
+        let (product, overflow) = units.multipliedReportingOverflow(by: Int128(quantity))
         return overflow ? nil : Credits(units: product)
     }
 
-    /// How many whole times `self` fits into `budget` (0 when self is not positive).
+    /// How many whole times `self` fits into `budget` (0 when self is not positive), at most Int64.max.
     public func wholeTimes(in budget: Credits) -> Int64 {
         guard units > 0, budget.units > 0 else { return 0 }
-        return budget.units / units
+        return Int64(clamping: budget.units / units)
     }
 }
 

@@ -53,9 +53,13 @@ public enum DecimalText {
     /// Formats a scaled integer, trimming trailing fraction zeros but keeping at least
     /// `minimumFractionDigits` of them: (1376000, 4) -> "137.6"; (1300000, 4) -> "130".
     public static func format(_ scaled: Int64, scale: Int, minimumFractionDigits: Int = 0) -> String {
+        format(Int128(scaled), scale: scale, minimumFractionDigits: minimumFractionDigits)
+    }
+
+    public static func format(_ scaled: Int128, scale: Int, minimumFractionDigits: Int = 0) -> String {
         let negative = scaled < 0
         let magnitude = scaled.magnitude
-        let divisor = UInt64(powerOfTen(scale))
+        let divisor = UInt128(powerOfTen(scale))
         let integerPart = magnitude / divisor
         var fraction = String(magnitude % divisor)
         fraction = String(repeating: "0", count: scale - fraction.count) + fraction

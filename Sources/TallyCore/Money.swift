@@ -25,14 +25,19 @@ public struct Currency: Hashable, Sendable, CustomStringConvertible {
 
 /// An exact amount of money: millionths of the currency's major unit, so that per-credit rates
 /// keep six decimal places ("0.054704") while invoice lines round to the minor unit ("0.41").
+///
+/// The count is an `Int128`: accepted amounts are at most a trillion major units (10^18 micros)
+/// and credits at most 10^20 units, so even `priceOf` (a product of the two) cannot overflow.
 public struct Money: Hashable, Sendable, CustomStringConvertible {
     public static let scale = 6
-    public static let microsPerUnit: Int64 = 1_000_000
+    public static let microsPerUnit: Int128 = 1_000_000
+    /// The largest amount accepted from a client: a trillion of the currency's major unit.
+    public static let inputMaximumMicros: Int128 = 1_000_000_000_000 * microsPerUnit
 
-    public let micros: Int64
+    public let micros: Int128
     public let currency: Currency
 
-    public init(micros: Int64, currency: Currency) {
+    public init(micros: Int128, currency: Currency) {
         self.micros = micros
         self.currency = currency
     }
@@ -42,9 +47,9 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     /// Parses an amount with at most `maximumDecimalPlaces` (the minor unit for prices, six for rates).
     public init(parsing text: some StringProtocol, currency: Currency, maximumDecimalPlaces: Int) throws(DecimalText.ParseError) {
         precondition(maximumDecimalPlaces <= Self.scale)
-        let exact = try DecimalText.parse(text, scale: maximumDecimalPlaces)
-        let (micros, overflow) = exact.multipliedReportingOverflow(by: DecimalText.powerOfTen(Self.scale - maximumDecimalPlaces))
-        guard !overflow else { throw .outOfRange }
+        let exact = Int128(try DecimalText.parse(text, scale: maximumDecimalPlaces))
+        let micros = exact * Int128(DecimalText.powerOfTen(Self.scale - maximumDecimalPlaces))
+        guard micros.magnitude <= Self.inputMaximumMicros.magnitude else { throw .outOfRange }
         self.init(micros: micros, currency: currency)
     }
 
@@ -61,14 +66,13 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     /// Rounds to the currency's minor unit with an explicit rule.
     public func roundedToMinorUnit(_ rule: RoundingRule) -> Money {
         let step = Int128(DecimalText.powerOfTen(Self.scale - currency.minorUnitDigits))
-        let rounded = rule.divide(Int128(micros), by: step) * step
-        return Money(micros: Int64(rounded), currency: currency)
+        return Money(micros: rule.divide(micros, by: step) * step, currency: currency)
     }
 
     /// Rounds to `decimalPlaces` (at most six) with an explicit rule.
     public func rounded(toDecimalPlaces decimalPlaces: Int, _ rule: RoundingRule) -> Money {
         let step = Int128(DecimalText.powerOfTen(Self.scale - decimalPlaces))
-        return Money(micros: Int64(rule.divide(Int128(micros), by: step) * step), currency: currency)
+        return Money(micros: rule.divide(micros, by: step) * step, currency: currency)
     }
 
     /// Adds amounts of one currency; amounts in different currencies never mix.
@@ -82,11 +86,11 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     /// The exact price of `credits` at this per-credit rate, rounded to the minor unit.
     /// The exact product has 10 decimal places (4 of credits, 6 of the rate) before rounding.
     public func priceOf(_ credits: Credits, _ rule: RoundingRule) -> Money {
-        let exact = Int128(credits.units) * Int128(micros)    // scale 10
+        let exact = credits.units * micros    // scale 10
         let step = Int128(Credits.unitsPerCredit) * Int128(DecimalText.powerOfTen(Self.scale - currency.minorUnitDigits))
         let minorUnits = rule.divide(exact, by: step)
         let micros = minorUnits * Int128(DecimalText.powerOfTen(Self.scale - currency.minorUnitDigits))
-        return Money(micros: Int64(micros), currency: currency)
+        return Money(micros: micros, currency: currency)
     }
 
     /// Price divided by a number of credits, to `decimalPlaces`: the value of one credit.
@@ -95,8 +99,8 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
         guard credits.isPositive else { return nil }
         // micros / (units / 10^4) = micros * 10^4 / units, then to `decimalPlaces`.
         let step = Int128(DecimalText.powerOfTen(Self.scale - decimalPlaces))
-        let numerator = Int128(micros) * Int128(Credits.unitsPerCredit)
-        let quotient = rule.divide(numerator, by: Int128(credits.units) * step)
-        return Money(micros: Int64(quotient * step), currency: currency)
+        let numerator = micros * Credits.unitsPerCredit
+        let quotient = rule.divide(numerator, by: credits.units * step)
+        return Money(micros: quotient * step, currency: currency)
     }
 }

@@ -206,23 +206,28 @@ public enum OperationPricing {
            let tier = operation.tiers.first(where: { $0.value == value }) {
             start = tier.credits
         }
-        // numerator / 10^(6k) credit-units, k = the number of factors applied.
-        var numerator = Int128(start.units)
+        // numerator / 10^(6k) credit-units, k = the number of factors applied. Every step is
+        // checked: a catalog may stack enough multipliers to leave any integer type behind.
+        let outOfRange = TallyError.validation("The price of one unit is out of range.", field: "params")
+        var numerator = start.units
         var denominator = Int128(1)
         for multiplier in operation.multipliers {
             if case .text(let value)? = params[multiplier.param], value == multiplier.value {
-                numerator *= Int128(multiplier.factor.millionths)
-                denominator *= 1_000_000
+                let (scaled, overflow) = numerator.multipliedReportingOverflow(by: Int128(multiplier.factor.millionths))
+                let (wider, overflow2) = denominator.multipliedReportingOverflow(by: 1_000_000)
+                guard !overflow, !overflow2 else { throw outOfRange }
+                (numerator, denominator) = (scaled, wider)
             }
         }
         for addon in operation.addons where params[addon.param] == .flag(true) {
-            numerator += Int128(addon.credits.units) * denominator
+            let (part, overflow) = addon.credits.units.multipliedReportingOverflow(by: denominator)
+            let (sum, overflow2) = numerator.addingReportingOverflow(part)
+            guard !overflow, !overflow2 else { throw outOfRange }
+            numerator = sum
         }
         let units = RoundingRule.halfAwayFromZero.divide(numerator, by: denominator)
-        guard let exact = Int64(exactly: units) else {
-            throw TallyError.validation("The price of one unit is out of range.", field: "params")
-        }
-        return Credits(units: exact)
+        guard units.magnitude <= Credits.inputMaximum.units.magnitude else { throw outOfRange }
+        return Credits(units: units)
     }
 
     /// Every parameter must mean something to the operation (or its components), and a priced

@@ -23,6 +23,18 @@ enum BucketQueries {
     }
 
     /// Locks the organisation's spendable buckets at `now`, in burn-down order.
+    /// Refuses a grant or purchase that would take the organisation past `Credits.balanceMaximum`.
+    static func checkRoom(for credits: Credits, orgID: UUID, on connection: DatabaseConnection, logger: Logger) async throws {
+        let rows = try await connection.query("""
+            SELECT coalesce(sum(remaining), 0) FROM credit_buckets WHERE org_id = \(orgID) AND remaining > 0
+            """, logger: logger).collect()
+        let held = try rows.first?.decode(Credits.self) ?? .zero
+        guard held + credits <= Credits.balanceMaximum else {
+            throw TallyError(.unprocessable, code: "balance_limit_exceeded",
+                             detail: "An organisation holds at most \(Credits.balanceMaximum) credits; it holds \(held).", field: "credits")
+        }
+    }
+
     static func lockSpendable(orgID: UUID, at now: Instant, on connection: DatabaseConnection, logger: Logger) async throws -> [CreditBucket] {
         let rows = try await connection.query("""
             SELECT \(unescaped: columns) FROM credit_buckets

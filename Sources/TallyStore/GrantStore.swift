@@ -50,7 +50,8 @@ public struct GrantStore: Sendable {
 
     public func grant(orgID: UUID, at now: Instant, _ request: GrantRequest, claim: IdempotencyClaim?, render: ResponseRenderer<GrantOutcome>) async throws -> StoredResponse {
         try request.validate(at: now)
-        return try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { _ in
+        return try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
+            try await BucketQueries.checkRoom(for: request.credits, orgID: orgID, on: connection, logger: database.logger)
             var write = LedgerWrite(orgID: orgID)
             let priority = request.priority ?? request.source.defaultPriority
             let effectiveAt = request.effectiveAt ?? now

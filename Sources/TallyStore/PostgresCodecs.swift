@@ -10,7 +10,7 @@ enum NumericCodec {
     private static let signNegative: UInt16 = 0x4000
 
     /// Writes `units * 10^-scale` as a binary numeric with display scale `scale`.
-    static func encode(units: Int64, scale: Int, into buffer: inout ByteBuffer) {
+    static func encode(units: Int128, scale: Int, into buffer: inout ByteBuffer) {
         var magnitude = units.magnitude
         let fractionGroups = (scale + 3) / 4
         // Shift so that the value is an integer count of 10^-(4 * fractionGroups).
@@ -33,7 +33,7 @@ enum NumericCodec {
     }
 
     /// Reads a binary numeric as a count of 10^-scale; refuses values that need more places.
-    static func decode(from buffer: inout ByteBuffer, scale: Int) throws -> Int64 {
+    static func decode(from buffer: inout ByteBuffer, scale: Int) throws -> Int128 {
         guard let count = buffer.readInteger(as: Int16.self),
               let weight = buffer.readInteger(as: Int16.self),
               let sign = buffer.readInteger(as: UInt16.self),
@@ -48,17 +48,18 @@ enum NumericCodec {
             // digit * 10^(4 * (weight - index) + scale) units of 10^-scale.
             let exponent = 4 * (Int(weight) - index) + scale
             if exponent >= 0 {
-                guard exponent <= 30 else { throw PostgresDecodingError.Code.failure }
-                value += Int128(digit) * pow10(exponent)
+                // 10^34 * 9999 still fits in an Int128 (about 1.7 * 10^38).
+                guard exponent <= 34 else { throw PostgresDecodingError.Code.failure }
+                let (sum, overflow) = value.addingReportingOverflow(Int128(digit) * pow10(exponent))
+                guard !overflow else { throw PostgresDecodingError.Code.failure }
+                value = sum
             } else {
                 let divisor = pow10(-exponent)
                 guard Int128(digit) % divisor == 0 else { throw PostgresDecodingError.Code.failure }
                 value += Int128(digit) / divisor
             }
         }
-        if sign == signNegative { value = -value }
-        guard let units = Int64(exactly: value) else { throw PostgresDecodingError.Code.failure }
-        return units
+        return sign == signNegative ? -value : value
     }
 
     private static func pow10(_ exponent: Int) -> Int128 {
@@ -89,9 +90,9 @@ struct MoneyMicros: PostgresNonThrowingEncodable, PostgresDecodable, PostgresArr
     static var psqlFormat: PostgresFormat { .binary }
     static var psqlArrayType: PostgresDataType { .numericArray }
 
-    let micros: Int64
+    let micros: Int128
 
-    init(_ micros: Int64) { self.micros = micros }
+    init(_ micros: Int128) { self.micros = micros }
     init(_ money: Money) { self.micros = money.micros }
 
     func encode<E: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {

@@ -65,6 +65,7 @@ public struct PurchaseStore: Sendable {
         let priced = try await price(request, orgID: orgID)
         return try await database.idempotentTransaction(orgID: orgID, claim: claim, at: now, render: render) { connection in
             var write = LedgerWrite(orgID: orgID)
+            try await BucketQueries.checkRoom(for: priced.credits, orgID: orgID, on: connection, logger: database.logger)
             let outcome = try await Self.buy(priced, orgID: orgID, at: now, into: &write, on: connection, logger: database.logger)
             return (outcome, write)
         }

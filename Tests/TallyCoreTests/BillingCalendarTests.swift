@@ -86,7 +86,7 @@ private func instant(_ text: String) -> Instant { try! Instant(rfc3339: text) }
 }
 
 @Suite struct RenewalMathTests {
-    func plan(_ code: String, price: Int64 = 100_000_000, credits: Int = 1000, expiry: Plan.CreditExpiry = .periodEnd, rollover: Plan.Rollover = .none) -> Plan {
+    func plan(_ code: String, price: Int128 = 100_000_000, credits: Int = 1000, expiry: Plan.CreditExpiry = .periodEnd, rollover: Plan.Rollover = .none) -> Plan {
         Plan(code: code, name: code, price: Money(micros: price, currency: .usd), interval: .month, creditsPerPeriod: Credits(credits),
              creditExpiry: expiry, rollover: rollover, overageAllowed: false, overageRate: nil, minPurchaseCredits: nil,
              creditPrice: nil, purchasedCreditsExpireAfterDays: nil, operationRates: [:])

@@ -76,7 +76,10 @@ import Testing
     }
 
     @Test func multiplicationReportsOverflow() {
-        #expect(Credits.inputMaximum.multiplied(by: 1_000_000) == nil)
+        // Int128 units: a trillion credits times a million is exact; only beyond 1.7 * 10^34 credits is nil.
+        #expect(Credits.inputMaximum.multiplied(by: 1_000_000) == Credits(units: 10_000_000_000_000_000_000_000))
+        #expect(Credits(units: Int128.max / 2).multiplied(by: 3) == nil)
+        #expect(Credits(units: Int128.min / 2).multiplied(by: 3) == nil)
         #expect(Credits(2).multiplied(by: 3) == Credits(6))
     }
 
@@ -95,7 +98,7 @@ import Testing
         let perCredit = try #require(price.perCredit(of: Credits(4570), decimalPlaces: 4, .halfAwayFromZero))
         #expect(perCredit.amountText == "0.0547")
         let operation = try Credits(parsing: "4.1")
-        let exact = Money(micros: Int64(operation.units) * perCredit.micros / Credits.unitsPerCredit, currency: usd)
+        let exact = Money(micros: operation.units * perCredit.micros / Credits.unitsPerCredit, currency: usd)
         #expect(exact.rounded(toDecimalPlaces: 4, .halfAwayFromZero).amountText == "0.2243")
     }
 
