@@ -3,9 +3,13 @@
 /// Stored as a count of ten-thousandths so that every sum, difference and comparison is
 /// exact integer arithmetic. Encoded in JSON as a decimal string.
 ///
-/// The count is an `Int128`: every amount Tally accepts or stores (at most 10^16 credits, the
+/// The count is 128 bits wide: every amount Tally accepts or stores (at most 10^16 credits, the
 /// `numeric(20,4)` columns) has 10^20 units, so sums of even 10^18 of them cannot overflow. No
 /// client and no row can make `+` or `-` trap; products are checked (`multiplied(by:)`).
+///
+/// It is kept as two 64-bit words, not an `Int128` field: Swift 6.3 on Linux miscompiles values
+/// holding an `Int128` passed through async functions (swiftlang/swift#91204, #89842; here a
+/// segfault in debug builds). Arithmetic widens to `Int128` inside synchronous functions only.
 public struct Credits: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let scale = 4
     public static let unitsPerCredit: Int128 = 10_000
@@ -17,20 +21,24 @@ public struct Credits: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let balanceMaximum = Credits(units: 10_000_000_000_000 * unitsPerCredit)
     public static let zero = Credits(units: 0)
 
+    private let high: Int64
+    private let low: UInt64
+
     /// Ten-thousandths of a credit.
-    public let units: Int128
+    public var units: Int128 { Int128(high) << 64 | Int128(low) }
 
     public init(units: Int128) {
-        self.units = units
+        self.high = Int64(truncatingIfNeeded: units >> 64)
+        self.low = UInt64(truncatingIfNeeded: units)
     }
 
     public init(_ wholeCredits: Int) {
-        self.units = Int128(wholeCredits) * Self.unitsPerCredit
+        self.init(units: Int128(wholeCredits) * Self.unitsPerCredit)
     }
 
     /// Parses exact decimal text; see `DecimalText.parse`.
     public init(parsing text: some StringProtocol) throws(DecimalText.ParseError) {
-        self.units = Int128(try DecimalText.parse(text, scale: Self.scale))
+        self.init(units: Int128(try DecimalText.parse(text, scale: Self.scale)))
     }
 
     /// Canonical text: trailing zeros trimmed ("137.6", "130", "0").

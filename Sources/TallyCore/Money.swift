@@ -26,19 +26,24 @@ public struct Currency: Hashable, Sendable, CustomStringConvertible {
 /// An exact amount of money: millionths of the currency's major unit, so that per-credit rates
 /// keep six decimal places ("0.054704") while invoice lines round to the minor unit ("0.41").
 ///
-/// The count is an `Int128`: accepted amounts are at most a trillion major units (10^18 micros)
-/// and credits at most 10^20 units, so even `priceOf` (a product of the two) cannot overflow.
+/// The count is 128 bits wide (two 64-bit words, for the reason given on `Credits`): accepted
+/// amounts are at most a trillion major units (10^18 micros) and credits at most 10^20 units, so
+/// even `priceOf` (a product of the two) cannot overflow.
 public struct Money: Hashable, Sendable, CustomStringConvertible {
     public static let scale = 6
     public static let microsPerUnit: Int128 = 1_000_000
     /// The largest amount accepted from a client: a trillion of the currency's major unit.
     public static let inputMaximumMicros: Int128 = 1_000_000_000_000 * microsPerUnit
 
-    public let micros: Int128
+    private let high: Int64
+    private let low: UInt64
     public let currency: Currency
 
+    public var micros: Int128 { Int128(high) << 64 | Int128(low) }
+
     public init(micros: Int128, currency: Currency) {
-        self.micros = micros
+        self.high = Int64(truncatingIfNeeded: micros >> 64)
+        self.low = UInt64(truncatingIfNeeded: micros)
         self.currency = currency
     }
 
@@ -61,6 +66,7 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(amountText) \(currency.code)" }
 
     public var isNegative: Bool { micros < 0 }
+    public var isPositive: Bool { micros > 0 }
     public var isZero: Bool { micros == 0 }
 
     /// Rounds to the currency's minor unit with an explicit rule.

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// A leased connection, as the store's statements see it.
 ///
@@ -30,16 +31,30 @@ public struct DatabaseConnection: Sendable {
 /// Runs a task's jobs on one NIO event loop: a lease's statements then run where the
 /// connection's replies arrive, with no thread hop, and atomically with respect to the channel's
 /// close (which happens on that loop too).
+///
+/// One executor per event loop, made once and kept for the life of the process: a job holds only
+/// an unowned reference to its executor, so an executor must never go away while a job of a task
+/// that preferred it may still run.
 final class EventLoopTaskExecutor: TaskExecutor {
     let eventLoop: any EventLoop
 
-    init(_ eventLoop: any EventLoop) {
+    private init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
+    }
+
+    private static let executors = Mutex<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
+
+    static func on(_ eventLoop: any EventLoop) -> EventLoopTaskExecutor {
+        executors.withLock { executors in
+            if let existing = executors[ObjectIdentifier(eventLoop)] { return existing }
+            let executor = EventLoopTaskExecutor(eventLoop)
+            executors[ObjectIdentifier(eventLoop)] = executor
+            return executor
+        }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let executor = asUnownedTaskExecutor()
-        eventLoop.execute { job.runSynchronously(on: executor) }
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -216,7 +216,7 @@ public final class DatabasePool: Sendable {
             if let recovered {
                 logger.notice("database reachable again", metadata: ["db.outage_seconds": "\(recovered.components.seconds)"])
             }
-            return Pooled(connection: connection, executor: EventLoopTaskExecutor(connection.eventLoop))
+            return Pooled(connection: connection, executor: EventLoopTaskExecutor.on(connection.eventLoop))
         } catch {
             let reason = DatabaseUnavailable.describe(error)
             let (wasUp, waiters) = state.withLock { state in

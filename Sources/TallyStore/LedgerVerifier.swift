@@ -68,7 +68,7 @@ public struct LedgerVerifier: Sendable {
         for row in invoices {
             let (org, invoice, currency, total, lines) = try row.decode((UUID, UUID, String, MoneyMicros, MoneyMicros).self)
             mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString)",
-                                       detail: "total \(DecimalText.format(total.micros, scale: 6)) \(currency) but its lines sum to \(DecimalText.format(lines.micros, scale: 6))"))
+                                       detail: "total \(total.text) \(currency) but its lines sum to \(lines.text)"))
         }
         let lines = try await database.pool.query("""
             SELECT l.org_id, l.invoice_id, l.position, i.currency, l.quantity, l.unit_price, l.amount
@@ -77,7 +77,7 @@ public struct LedgerVerifier: Sendable {
         for try await (org, invoice, position, currencyCode, quantity, unitPrice, amount) in lines.decode((UUID, UUID, Int, String, Credits, MoneyMicros, MoneyMicros).self) {
             guard let currency = Currency.named(currencyCode) else { continue }
             let expected = InvoiceLine(description: "", quantity: quantity, unitPrice: unitPrice.money(currency)).amount
-            if expected.micros != amount.micros {
+            if expected != amount.money(currency) {
                 mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString) line \(position)",
                                            detail: "amount \(amount.money(currency).amountText) but \(quantity) x \(unitPrice.money(currency).amountText) is \(expected.amountText)"))
             }

@@ -102,7 +102,7 @@ enum PeriodBilling {
             """, logger: logger).collect()
         guard let row = rows.first else { return nil }
         let (invoiceID, total) = try row.decode((UUID, MoneyMicros).self)
-        guard total.micros > 0 else {
+        guard total.isPositive else {
             try await connection.query("""
                 UPDATE invoices SET status = 'void', voided_at = \(time) WHERE org_id = \(orgID) AND invoice_id = \(invoiceID)
                 """, logger: logger)

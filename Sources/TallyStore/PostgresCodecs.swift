@@ -90,10 +90,14 @@ struct MoneyMicros: PostgresNonThrowingEncodable, PostgresDecodable, PostgresArr
     static var psqlFormat: PostgresFormat { .binary }
     static var psqlArrayType: PostgresDataType { .numericArray }
 
-    let micros: Int128
+    let money: Money  // two words, never a bare Int128 (see `Credits`); the currency is a placeholder
 
-    init(_ micros: Int128) { self.micros = micros }
-    init(_ money: Money) { self.micros = money.micros }
+    var micros: Int128 { money.micros }
+    var isPositive: Bool { money.isPositive }
+    /// The amount with all six places, for messages.
+    var text: String { DecimalText.format(money.micros, scale: Money.scale) }
+    init(_ micros: Int128) { self.money = Money(micros: micros, currency: .usd) }
+    init(_ money: Money) { self.money = money }
 
     func encode<E: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {
         NumericCodec.encode(units: micros, scale: Money.scale, into: &byteBuffer)
@@ -101,7 +105,7 @@ struct MoneyMicros: PostgresNonThrowingEncodable, PostgresDecodable, PostgresArr
 
     init<D: PostgresJSONDecoder>(from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<D>) throws {
         guard type == .numeric, format == .binary else { throw PostgresDecodingError.Code.typeMismatch }
-        self.micros = try NumericCodec.decode(from: &buffer, scale: Money.scale)
+        self.init(try NumericCodec.decode(from: &buffer, scale: Money.scale))
     }
 
     func money(_ currency: Currency) -> Money { Money(micros: micros, currency: currency) }

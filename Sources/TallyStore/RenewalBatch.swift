@@ -33,7 +33,7 @@ struct DueRenewal {
 
     /// Invoice numbers the renewal takes: the ended period's overage, then the new period's charge.
     func invoicesNumbered(_ renewal: RenewalPlan) -> Int64 {
-        (overageDraft.map { $0.total.micros > 0 } == true ? 1 : 0) + (renewal.charge == nil ? 0 : 1)
+        (overageDraft.map { $0.total.isPositive } == true ? 1 : 0) + (renewal.charge == nil ? 0 : 1)
     }
 }
 
@@ -133,7 +133,7 @@ struct RenewalBatch {
     private mutating func finalizeOverage(_ due: DueRenewal, numbers: inout ReservedInvoiceNumbers) {
         guard let draft = due.overageDraft else { return }
         let orgID = due.subscription.orgID
-        guard draft.total.micros > 0 else {
+        guard draft.total.isPositive else {
             changes.opened.append(.init(orgID: orgID, invoiceID: draft.id, status: .void, number: nil, issuedAt: nil, voidedAt: due.boundary))
             return
         }
