@@ -57,7 +57,6 @@ struct ProblemMiddleware: RouterMiddleware {
         case .notFound: TallyError(.notFound, code: "not_found", detail: "There is no such resource.")
         case .contentTooLarge: TallyError(.payloadTooLarge, code: "payload_too_large", detail: "The body is too large.")
         case .unauthorized: TallyError(.unauthenticated, code: "unauthenticated", detail: error.body ?? "A valid API key is required.")
-        case .methodNotAllowed: TallyError(.notFound, code: "not_found", detail: "There is no such resource.")
         default: TallyError(.malformedRequest, code: "bad_request", detail: error.body ?? "The request is not valid.")
         }
     }

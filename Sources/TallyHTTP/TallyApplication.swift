@@ -12,6 +12,7 @@ public enum TallyApplication {
         router.middlewares.add(RequestLogMiddleware())
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(ProblemMiddleware())
+        router.middlewares.add(TextSafetyMiddleware())
         SystemController(services: services).register(on: router)
 
         let v1 = router.group("/v1").add(middleware: AuthMiddleware(platformKey: services.platformKey, keys: services.stores.keys))
@@ -23,6 +24,8 @@ public enum TallyApplication {
         MoneyController(services: services).register(on: v1)
         ReportsController(services: services).register(on: v1)
         WebhooksController(services: services).register(on: v1)
+        // Router middlewares wrap every route and the not-found answer, whenever they are added.
+        router.middlewares.add(MethodNotAllowedMiddleware(routes: router.routes.map { ($0.path.description, $0.method) }))
         return router
     }
 

@@ -37,11 +37,17 @@ extension Request {
         guard !bytes.isEmpty else {
             throw TallyError(.malformedRequest, code: "malformed_json", detail: "The request needs a JSON body.")
         }
+        let document: JSONValue
         do {
-            return try JSONParser.parse(bytes)
+            document = try JSONParser.parse(bytes)
         } catch {
             throw TallyError(.malformedRequest, code: "malformed_json", detail: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
         }
+        // Checked here, once for every body: text the database cannot store is the client's 422.
+        if let field = document.firstUnstorableText() {
+            throw TallyError.unstorableText(field: field)
+        }
+        return document
     }
 
     /// Reads and strictly decodes the body as `T`.

@@ -97,3 +97,33 @@ extension JSONValue {
         out.append(UInt8(ascii: "\""))
     }
 }
+
+extension JSONValue {
+    /// The path of the first key or string PostgreSQL cannot store (it holds U+0000), such as
+    /// `metadata.note` or `items[2].actor`; nil when every text is storable.
+    public func firstUnstorableText(at path: String = "") -> String? {
+        switch self {
+        case .string(let text):
+            return JSONValue.isStorable(text) ? nil : (path.isEmpty ? "body" : path)
+        case .array(let items):
+            for (index, item) in items.enumerated() {
+                if let found = item.firstUnstorableText(at: "\(path)[\(index)]") { return found }
+            }
+            return nil
+        case .object(let members):
+            for (key, value) in members {
+                let child = path.isEmpty ? key : "\(path).\(key)"
+                if !JSONValue.isStorable(key) { return child }
+                if let found = value.firstUnstorableText(at: child) { return found }
+            }
+            return nil
+        case .null, .bool, .number:
+            return nil
+        }
+    }
+
+    /// PostgreSQL's text and jsonb refuse U+0000; everything else a Swift string holds is valid UTF-8.
+    public static func isStorable(_ text: some StringProtocol) -> Bool {
+        !text.utf8.contains(0)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import TallyCore
+import TallyTestSupport
+
+/// Input PostgreSQL cannot store, and methods a path does not take: clear 4xx answers that
+/// write nothing, never a 500.
+@Suite struct InputSafetyTests {
+    @Test func aNulCharacterAnywhereInABodyIs422NamingTheFieldAndWritesNothing() async throws {
+        try await TestServer.run { server in
+            let orgs = try await server.count("orgs")
+            let name = try await server.request(.POST, "/v1/orgs", key: server.platformKey, json: #"{"name": "Ac\u0000me"}"#)
+            #expect(name.status == 422)
+            #expect(name["code"] == "invalid_text")
+            #expect(name["field"] == "name")
+            #expect(try await server.count("orgs") == orgs)
+
+            let org = try await server.createOrg()
+            try await server.grant(org, "100")
+            let entries = try await server.ledgerCount(org)
+            for (body, field) in [
+                (#"{"credits": "1", "metadata": {"batch": {"note": "a\u0000"}}}"#, "metadata.batch.note"),
+                (#"{"credits": "1", "metadata": {"k\u0000": 1}}"#, "metadata.k\u{0}"),
+                (#"{"credits": "1", "actor": "\u0000"}"#, "actor"),
+                (#"{"credits": "1", "event_name": "x", "metadata": {"list": ["ok", "bad\u0000"]}}"#, "metadata.list[1]"),
+            ] {
+                let response = try await server.request(.POST, "/v1/orgs/\(org)/usage", key: server.platformKey, json: body,
+                                                         headers: [("Idempotency-Key", UUID().uuidString)])
+                #expect(response.status == 422, "\(body)")
+                #expect(response["code"] == "invalid_text")
+                #expect(response["field"] == field)
+            }
+            #expect(try await server.ledgerCount(org) == entries)
+        }
+    }
+
+    @Test func aNulCharacterInAQueryParameterIs422AndInAPathIs404() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            for (path, field) in [
+                ("/v1/orgs/\(org)/ledger?actor=%00", "actor"),
+                ("/v1/orgs/\(org)/ledger?event_id=a%00b", "event_id"),
+                ("/v1/plans?cursor=%00", "cursor"),
+            ] {
+                let response = try await server.request(.GET, path, key: server.platformKey)
+                #expect(response.status == 422, "\(path)")
+                #expect(response["code"] == "invalid_text")
+                #expect(response["field"] == field)
+            }
+            let plan = try await server.request(.GET, "/v1/plans/a%00b", key: server.platformKey)
+            #expect(plan.status == 404)
+        }
+    }
+
+    @Test func aMethodThePathDoesNotTakeIs405WithAllow() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            let trace = try await server.request(.TRACE, "/v1/orgs", key: server.platformKey)
+            #expect(trace.status == 405)
+            #expect(trace["code"] == "method_not_allowed")
+            #expect(trace.header("Allow") == "POST")  // listing organisations is not served yet
+            let delete = try await server.request(.DELETE, "/v1/orgs/\(org)/balance", key: server.platformKey)
+            #expect(delete.status == 405)
+            #expect(delete.header("Allow") == "GET")
+            // A path that does not exist at all stays 404; an allowed method still works.
+            #expect(try await server.request(.GET, "/v1/nothing-here", key: server.platformKey).status == 404)
+            #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: server.platformKey).status == 200)
+        }
+    }
+}
