@@ -77,9 +77,13 @@ public struct Plan: Sendable, Equatable {
         if case .capped(let maximum) = rollover, !maximum.isPositive {
             throw TallyError.validation("rollover.max_credits must be positive.", field: "rollover.max_credits")
         }
-        if overageAllowed {
-            guard let overageRate, overageRate.micros > 0 else {
-                throw TallyError.validation("overage.rate_per_credit is required when overage is allowed.", field: "overage.rate_per_credit")
+        if overageAllowed, overageRate == nil {
+            throw TallyError.validation("overage.rate_per_credit is required when overage is allowed.", field: "overage.rate_per_credit")
+        }
+        // A rate given with overage off is kept for later: it must be valid all the same.
+        if let overageRate {
+            guard overageRate.isPositive else {
+                throw TallyError.validation("overage.rate_per_credit must be positive.", field: "overage.rate_per_credit")
             }
             guard overageRate.currency == price.currency else { throw TallyError.currencyMismatch(price.currency, overageRate.currency) }
         }
@@ -143,6 +147,6 @@ public enum CatalogRules {
     }
 
     public static func name(_ name: String) throws(TallyError) {
-        guard !name.isEmpty, name.count <= 200 else { throw TallyError.validation("name must be 1 to 200 characters.", field: "name") }
+        guard !name.isEmpty, name.unicodeScalars.count <= 200 else { throw TallyError.validation("name must be 1 to 200 characters.", field: "name") }
     }
 }

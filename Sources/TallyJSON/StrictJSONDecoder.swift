@@ -156,13 +156,43 @@ struct StrictDecoder: Decoder, SingleValueDecodingContainer {
 
     func decodeInteger<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
         guard case .number(let literal) = value else { throw mismatch("an integer") }
-        guard !literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else {
+        // JSON Schema's integer is a number with no fraction: 805, 805.0 and 8.05e2 are all 805.
+        guard let whole = Self.wholeNumberText(literal) else {
             throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "must be a whole number"))
         }
-        guard let number = T(literal) else {
+        guard let number = T(whole) else {
             throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "is out of range"))
         }
         return number
+    }
+
+    /// The integer a JSON number literal denotes, as plain digits, or nil when it has a fraction
+    /// (or is too large to be worth reading: more than 40 digits).
+    static func wholeNumberText(_ literal: String) -> String? {
+        var text = Substring(literal)
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let value = Int(text[text.index(after: e)...].drop(while: { $0 == "+" })), abs(value) <= 40 else { return nil }
+            exponent = value
+            text = text[..<e]
+        }
+        let negative = text.hasPrefix("-")
+        if negative { text = text.dropFirst() }
+        var digits = String(text)
+        if let dot = digits.firstIndex(of: ".") {
+            exponent -= digits.distance(from: digits.index(after: dot), to: digits.endIndex)
+            digits.remove(at: dot)
+        }
+        if exponent > 0 {
+            digits += String(repeating: "0", count: exponent)
+        } else if exponent < 0 {
+            guard digits.suffix(-exponent).allSatisfy({ $0 == "0" }) else { return nil }
+            digits = String(digits.dropLast(-exponent))
+        }
+        digits = String(digits.drop(while: { $0 == "0" }))
+        if digits.isEmpty { return "0" }
+        guard digits.count <= 40 else { return nil }
+        return negative ? "-" + digits : digits
     }
 
     func decode(_ type: Int.Type) throws -> Int { try decodeInteger(type) }

@@ -168,7 +168,7 @@ public struct ReservationStore: Sendable {
         let actor = try columns[10].decode(String.self)
         let metadata = try columns[11].decode(String?.self)
         guard status == Reservation.Status.active.rawValue else {
-            throw TallyError(.conflict, code: "reservation_not_active", detail: "The reservation is already \(status).", extras: ["status": status])
+            throw TallyError(.conflict, code: "reservation_not_active", detail: "The reservation is already \(status).", extras: ["reservation_status": status])
         }
         return HeldReservation(id: reservationID, credits: credits, holdEntryID: holdEntryID, createdAt: createdAt, expiresAt: expiresAt,
                                usage: UsageDetails(operation: operation, quantity: quantity, params: params, eventID: eventID,

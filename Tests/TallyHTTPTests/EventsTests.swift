@@ -145,6 +145,9 @@ extension TestServer {
             #expect(listed[0]["secret"] == .null)
             #expect(try await server.request(.DELETE, "/v1/webhook-endpoints/\(global.id)", key: server.platformKey).status == 204)
             #expect(try await server.list("/v1/webhook-endpoints").isEmpty)
+            // A deleted endpoint is gone for every operation, not only from the list.
+            #expect(try await server.request(.GET, "/v1/webhook-endpoints/\(global.id)/deliveries", key: server.platformKey).status == 404)
+            #expect(try await server.request(.DELETE, "/v1/webhook-endpoints/\(global.id)", key: server.platformKey).status == 404)
         }
     }
 }

@@ -32,6 +32,9 @@ import TallyTestSupport
             let again = try await server.request(.POST, "/v1/orgs/\(org)/reservations/\(id)/commit", key: server.platformKey, json: #"{"credits": "1"}"#)
             #expect(again.status == 409)
             #expect(again["code"] == "reservation_not_active")
+            // The problem's own `status` stays the HTTP status; the hold's state has its own member.
+            #expect(again["status"] == "409")
+            #expect(again["reservation_status"] == "committed")
             let usage = try await server.list("/v1/orgs/\(org)/ledger?type=usage")
             #expect(usage.map { $0.text("credits") } == ["-12.5"])
             #expect(try await server.verify() == [])

@@ -67,4 +67,21 @@ import TallyTestSupport
             #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: server.platformKey).status == 200)
         }
     }
+
+    /// Found by schemathesis: each of these was a 500 or the wrong 4xx.
+    @Test func fuzzerFindingsGetTheirProperAnswers() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            let noKey = try await server.request(.POST, "/v1/orgs/\(org)/reservations", key: server.platformKey,
+                                                 json: #"{"operation": "", "quantity": 1}"#)
+            #expect(noKey.status == 400)
+            #expect(noKey["code"] == "idempotency_key_required")
+            let rateWithoutOverage = try await server.request(.POST, "/v1/plans", key: server.platformKey, json: #"""
+                {"code": "p0", "name": "p0", "price": {"amount": "1.00", "currency": "USD"}, "interval": "month", "credits_per_period": "10",
+                 "credit_expiry": {"policy": "period_end"}, "rollover": {"policy": "none"}, "overage": {"allowed": false, "rate_per_credit": 0}}
+                """#)
+            #expect(rateWithoutOverage.status == 422)
+            #expect(rateWithoutOverage["field"] == "overage.rate_per_credit")
+        }
+    }
 }

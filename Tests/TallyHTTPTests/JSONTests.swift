@@ -100,6 +100,17 @@ import TallyHTTP
         #expect(try #require(failure(#"[1]"#)).kind == .unprocessable)
     }
 
+    /// JSON Schema's integer is any number without a fraction: 455.0 and 4.55e2 are 455.
+    @Test func integersMayBeWrittenWithAZeroFractionOrAnExponent() throws {
+        for text in ["455", "455.0", "455.000", "4.55e2", "4550e-1", "45500E-2", "0.0", "-0"] {
+            let quantity = try decode(#"{"credits": "1", "quantity": \#(text)}"#).quantity
+            #expect(quantity == (text.hasPrefix("0") || text == "-0" ? 0 : 455), "\(text)")
+        }
+        for text in ["455.5", "4.555e2", "1e-1", "1e41", "99999999999999999999"] {
+            #expect(try #require(failure(#"{"credits": "1", "quantity": \#(text)}"#)).field == "quantity", "\(text)")
+        }
+    }
+
     @Test func namesMissingAndNullRequiredFields() throws {
         #expect(try #require(failure(#"{}"#)).field == "credits")
         #expect(try #require(failure(#"{"credits": null}"#)).field == "credits")

@@ -110,8 +110,9 @@ struct CreditsController {
         var request = request
         let json = try await request.jsonBody(context: context)
         let body = try StrictJSONDecoder.decode(ReservationBody.self, from: json)
-        let spend = try await services.price(body.usage, scope: scope)
+        // The key first, as for a spend: a missing key is the answer whatever the body prices to.
         let claim = try Idempotency.claim(request, body: json, required: true)
+        let spend = try await services.price(body.usage, scope: scope)
         let stored = try await services.stores.reservations.hold(
             orgID: scope.org.id, at: scope.now, HoldRequest(credits: spend.credits, ttlSeconds: body.ttlSeconds, usage: spend.usage),
             claim: claim, render: Idempotency.renderer(ReservationResponse.init)

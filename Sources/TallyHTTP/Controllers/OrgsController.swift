@@ -71,7 +71,7 @@ enum Validate {
 
     static func text(_ value: String, field: String) throws(TallyError) {
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, value.count <= textLengthMaximum else {
+        guard !trimmed.isEmpty, value.unicodeScalars.count <= textLengthMaximum else {
             throw TallyError.validation("\(field) must be 1 to \(textLengthMaximum) characters.", field: field)
         }
     }

@@ -168,7 +168,7 @@ struct WebhooksController {
     private func ownEndpoint(_ context: TallyRequestContext) async throws -> WebhookEndpoint {
         let caller = try context.requiredCaller
         guard let text = context.parameters.get("endpoint"), let id = UUID(idString: text),
-              let endpoint = try await services.stores.webhooks.endpoint(id),
+              let endpoint = try await services.stores.webhooks.endpoint(id), endpoint.active,
               caller.role == .platform || (endpoint.orgID != nil && endpoint.orgID == caller.orgID) else {
             throw TallyError.notFound("The webhook endpoint")
         }
