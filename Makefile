@@ -1,6 +1,6 @@
 # The two commands of a fresh machine: `make run` serves Tally on its embedded database,
 # `make test` runs the whole suite against a real PostgreSQL it starts itself.
-.PHONY: run test test-faults test-failover build release bench clean
+.PHONY: run test test-faults test-failover test-contract build release bench clean
 
 run:
 	scripts/run.sh
@@ -15,6 +15,11 @@ test-faults:
 
 test-failover:
 	scripts/test-faults.sh scripts/faults/run_failover.py
+
+# The contract only: schemathesis against the served /openapi.json, and a generated client.
+test-contract:
+	scripts/test-faults.sh scripts/contract/run_schemathesis.py
+	scripts/test-faults.sh scripts/contract/run_generated_client.py
 
 build:
 	swift build

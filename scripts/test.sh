@@ -11,9 +11,13 @@ export TALLY_TEST_DATABASE_URL="$TEST_PG_URL"
 start=$(date +%s)
 swift build --build-tests
 swift test --skip-build "$@"
-# Database faults against servers of their own (a minute or two): the whole suite, not a filter.
+# Against servers of their own, only for the whole suite (not a filter): database faults (a
+# minute or two), then the contract: schemathesis on /openapi.json (about two minutes) and a
+# client generated from it driving seed 001.
 if [ $# -eq 0 ]; then
   python3 scripts/faults/run_faults.py
   python3 scripts/faults/run_failover.py
+  python3 scripts/contract/run_schemathesis.py
+  python3 scripts/contract/run_generated_client.py
 fi
 echo "tests passed in $(( $(date +%s) - start )) s (build included)"

@@ -99,6 +99,14 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
         return Money(micros: micros, currency: currency)
     }
 
+    /// The exact price of `credits` at this per-credit rate, rounded to `decimalPlaces` (at most
+    /// six): what a quote shows as the worth of credits (seed 001: 4.1 x 0.0547 = 0.2243).
+    public func priceOf(_ credits: Credits, decimalPlaces: Int, _ rule: RoundingRule) -> Money {
+        let unit = Int128(DecimalText.powerOfTen(Self.scale - min(decimalPlaces, Self.scale)))
+        let places = rule.divide(credits.units * micros, by: Credits.unitsPerCredit * unit)
+        return Money(micros: places * unit, currency: currency)
+    }
+
     /// Price divided by a number of credits, to `decimalPlaces`: the value of one credit.
     /// $250 / 4,570 credits to 4 places = 0.0547.
     public func perCredit(of credits: Credits, decimalPlaces: Int, _ rule: RoundingRule) -> Money? {

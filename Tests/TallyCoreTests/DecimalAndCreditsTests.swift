@@ -100,6 +100,7 @@ import Testing
         let operation = try Credits(parsing: "4.1")
         let exact = Money(micros: operation.units * perCredit.micros / Credits.unitsPerCredit, currency: usd)
         #expect(exact.rounded(toDecimalPlaces: 4, .halfAwayFromZero).amountText == "0.2243")
+        #expect(perCredit.priceOf(operation, decimalPlaces: 4, .halfAwayFromZero).amountText == "0.2243")
     }
 
     @Test func overageLinesRoundToTheMinorUnit() throws {

@@ -83,7 +83,7 @@ struct CatalogController {
             let body = try await request.decode(QuoteBody.self, context: context)
             let quote = try await services.quote(operation: body.operation, quantity: body.quantity ?? 1, params: body.params, scope: scope)
             let balance = try await services.stores.ledger.balance(orgID: scope.org.id, at: scope.now)
-            return try Response.json(QuoteResponse(quote, available: balance.available))
+            return try Response.json(QuoteResponse(quote, available: balance.available, terms: scope.context.spendTerms))
         }
     }
 }

@@ -352,6 +352,10 @@ struct QuoteResponse: Encodable {
     let sufficient: Bool
     let shortfall: Credits
     let maxQuantity: Int
+    /// What the covered credits are worth at the period's cost per credit (4 places); null without a plan.
+    let cost: MoneyDTO?
+    /// The uncovered credits at the plan's overage rate, when the organisation allows overage.
+    let overageCost: MoneyDTO?
 
     enum CodingKeys: String, CodingKey {
         case operation, quantity
@@ -359,9 +363,11 @@ struct QuoteResponse: Encodable {
         case billableQuantity = "billable_quantity"
         case credits, available, sufficient, shortfall
         case maxQuantity = "max_quantity"
+        case cost
+        case overageCost = "overage_cost"
     }
 
-    init(_ quote: OperationQuote, available: Credits) {
+    init(_ quote: OperationQuote, available: Credits, terms: SpendTerms) {
         operation = quote.operation
         quantity = quote.quantity
         unitCredits = quote.unitCredits
@@ -371,6 +377,10 @@ struct QuoteResponse: Encodable {
         sufficient = available >= quote.credits
         shortfall = max(.zero, quote.credits - available)
         maxQuantity = quote.maxQuantity(available: available)
+        let covered = min(quote.credits, max(.zero, available))
+        cost = terms.period?.costPerCredit.map { MoneyDTO($0.priceOf(covered, decimalPlaces: 4, .halfAwayFromZero)) }
+        let uncovered = shortfall
+        overageCost = terms.overage.map { MoneyDTO($0.rate.priceOf(uncovered, .halfAwayFromZero)) }
     }
 }
 
