@@ -13,14 +13,34 @@ public struct AppServices: Sendable {
     /// Lets organisation admins point webhooks at private or loopback addresses
     /// (`TALLY_WEBHOOKS_ALLOW_PRIVATE=1`; off by default).
     public let allowPrivateWebhookTargets: Bool
+    /// Requests per second per key (`TALLY_RATE_LIMIT_PER_KEY`, `TALLY_RATE_LIMIT_PLATFORM`); nil is no limit.
+    public let rateLimits: RateLimits
+    let rateLimiter = RateLimiter()
 
     public init(stores: Stores, clock: any WallClock, platformKey: PlatformKey?, migrations: [Migration], openAPIDocument: [UInt8],
-                allowPrivateWebhookTargets: Bool = false) {
+                allowPrivateWebhookTargets: Bool = false, rateLimits: RateLimits = .off) {
         self.stores = stores
         self.clock = clock
         self.platformKey = platformKey
         self.migrations = migrations
         self.openAPIDocument = openAPIDocument
         self.allowPrivateWebhookTargets = allowPrivateWebhookTargets
+        self.rateLimits = rateLimits
     }
+}
+
+/// The per-key limits: organisations' keys share one setting, the platform key has its own.
+public struct RateLimits: Sendable {
+    public var perKey: RateLimiter.Limit?
+    public var platform: RateLimiter.Limit?
+
+    public init(perKey: RateLimiter.Limit?, platform: RateLimiter.Limit?) {
+        self.perKey = perKey
+        self.platform = platform
+    }
+
+    public static let off = RateLimits(perKey: nil, platform: nil)
+    /// Generous defaults: a client that needs more runs several keys or asks the operator.
+    public static let defaultPerKey = RateLimiter.Limit(perSecond: 200, burst: 400)
+    public static let defaultPlatform = RateLimiter.Limit(perSecond: 2000, burst: 4000)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import TallyCore
 import TallyStore
@@ -22,6 +23,8 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = TallyRequestContext
     let platformKey: PlatformKey?
     let keys: APIKeyStore
+    let rateLimits: RateLimits
+    let rateLimiter: RateLimiter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
@@ -41,7 +44,26 @@ struct AuthMiddleware: RouterMiddleware {
         } else {
             throw TallyError(.unauthenticated, code: "invalid_api_key", detail: "The API key is not valid or has been revoked.")
         }
+        if let caller = context.caller, let limit = caller.role == .platform ? rateLimits.platform : rateLimits.perKey,
+           case .limited(let retryAfter) = rateLimiter.take(caller.keyID?.idString ?? "platform", limit: limit) {
+            return Self.rateLimited(limit: limit, retryAfter: retryAfter)
+        }
         return try await next(request, context)
+    }
+}
+
+extension AuthMiddleware {
+    /// `429 rate_limited` with `Retry-After` and the RateLimit headers (the limit is the burst,
+    /// refilled at `perSecond`).
+    static func rateLimited(limit: RateLimiter.Limit, retryAfter: Int) -> Response {
+        var response = ProblemMiddleware.response(
+            status: .tooManyRequests, code: "rate_limited",
+            detail: "This key sends more than \(limit.perSecond) requests per second; retry after \(retryAfter) s.")
+        response.headers[.retryAfter] = "\(retryAfter)"
+        response.headers[HTTPField.Name("RateLimit-Limit")!] = "\(limit.burst)"
+        response.headers[HTTPField.Name("RateLimit-Remaining")!] = "0"
+        response.headers[HTTPField.Name("RateLimit-Reset")!] = "\(retryAfter)"
+        return response
     }
 }
 

@@ -121,6 +121,8 @@ struct ProblemMiddleware: RouterMiddleware {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         if status == .serviceUnavailable { headers[.retryAfter] = "1" }
+        // The rest of an oversized body is not read: the connection closes after this answer.
+        if status == .contentTooLarge { headers[.connection] = "close" }
         return Response(status: status, headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: body(status: status, code: code, detail: detail, field: field, extras: extras))))
     }

@@ -15,7 +15,8 @@ public enum TallyApplication {
         router.middlewares.add(TextSafetyMiddleware())
         SystemController(services: services).register(on: router)
 
-        let v1 = router.group("/v1").add(middleware: AuthMiddleware(platformKey: services.platformKey, keys: services.stores.keys))
+        let v1 = router.group("/v1").add(middleware: AuthMiddleware(platformKey: services.platformKey, keys: services.stores.keys,
+                                                             rateLimits: services.rateLimits, rateLimiter: services.rateLimiter))
         OrgsController(services: services).register(on: v1)
         APIKeysController(services: services).register(on: v1)
         CreditsController(services: services).register(on: v1)
@@ -36,10 +37,17 @@ public enum TallyApplication {
         backgroundServices: [any Service],
         logger: Logger,
         beforeServerStarts: @escaping @Sendable () async throws -> Void = {},
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        headTimeoutSeconds: Int64 = 10
     ) -> some ApplicationProtocol {
         var application = Application(
             router: router(services: services),
+            server: .http1(configuration: .init(
+                // A request head within 10 s of the connection or of the previous response (the
+                // keep-alive wait too), its body within 30 s; any connection silent for 60 s closes.
+                additionalChannelHandlers: [ConnectionDeadlineHandler(headTimeout: .seconds(headTimeoutSeconds), bodyTimeout: .seconds(30))],
+                idleTimeout: .seconds(60)
+            )),
             configuration: .init(address: .hostname(host, port: port), serverName: "tally"),
             services: backgroundServices,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },

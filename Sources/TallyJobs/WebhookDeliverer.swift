@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Crypto
 import Foundation
 import Logging
@@ -49,13 +48,16 @@ public struct WebhookDeliverer: Sendable {
     public static let concurrentSendsMaximum = 8
 
     let store: WebhookStore
-    let http: HTTPClient
+    let transport: WebhookTransport
     let clock: any WallClock
     let logger: Logger
 
-    public init(store: WebhookStore, http: HTTPClient, clock: any WallClock, logger: Logger) {
+    /// `allowPrivateTargets`: every endpoint may reach private addresses (`TALLY_WEBHOOKS_ALLOW_PRIVATE`);
+    /// otherwise only those the platform key saved.
+    public init(store: WebhookStore, allowPrivateTargets: Bool, clock: any WallClock, logger: Logger,
+                timeout: TimeAmount = .seconds(WebhookDeliverer.requestTimeoutSeconds)) {
         self.store = store
-        self.http = http
+        self.transport = WebhookTransport(allowPrivateAddresses: allowPrivateTargets, timeout: timeout)
         self.clock = clock
         self.logger = logger
     }
@@ -86,25 +88,18 @@ public struct WebhookDeliverer: Sendable {
     private func send(_ delivery: DueDelivery) async throws {
         let start = ContinuousClock.now
         let sentAt = clock.now()
-        var request = HTTPClientRequest(url: delivery.url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "Tally-Webhooks/1")
-        request.headers.add(name: "Tally-Event-Id", value: delivery.eventID.idString)
-        request.headers.add(name: "Tally-Delivery-Id", value: delivery.deliveryID.idString)
-        request.headers.add(name: WebhookSignature.header,
-                            value: WebhookSignature.sign(body: delivery.body, secret: delivery.secret, timestamp: sentAt.secondsSinceEpoch))
-        request.body = .bytes(ByteBuffer(bytes: delivery.body))
-        var statusCode: Int?
-        var failure: String?
-        do {
-            let response = try await http.execute(request, timeout: .seconds(Self.requestTimeoutSeconds))
-            statusCode = Int(response.status.code)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            if !(200..<300).contains(Int(response.status.code)) { failure = "HTTP \(response.status.code)" }
-        } catch {
-            failure = String(describing: error).prefix(500).description
-        }
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("User-Agent", "Tally-Webhooks/1"),
+            ("Tally-Event-Id", delivery.eventID.idString),
+            ("Tally-Delivery-Id", delivery.deliveryID.idString),
+            (WebhookSignature.header, WebhookSignature.sign(body: delivery.body, secret: delivery.secret, timestamp: sentAt.secondsSinceEpoch)),
+        ]
+        // The destination is checked at this attempt and connected to as checked; nothing is
+        // followed, and only a status code and a generic failure class are recorded.
+        let outcome = await transport.post(url: delivery.url, headers: headers, body: delivery.body, privateAllowed: delivery.privateAllowed)
+        let statusCode = outcome.statusCode
+        let failure = outcome.failure
         let elapsed = ContinuousClock.now - start
         let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         let now = clock.now()

@@ -46,6 +46,8 @@ public struct DueDelivery: Sendable {
     public let firstAttemptAt: Instant
     /// The delivered body: `{"id", "type", "created_at", "org_id", "data"}`.
     public let body: [UInt8]
+    /// The endpoint was saved by the platform key: it may target private addresses.
+    public let privateAllowed: Bool
 }
 
 /// Webhook endpoints and the deliveries of events to them, at least once.
@@ -54,12 +56,13 @@ public struct WebhookStore: Sendable {
     /// How long a worker holds a delivery it is sending; if it dies, the delivery is due again after.
     public static let leaseSeconds: Int64 = 60
 
-    public func create(orgID: UUID?, url: String, events: [String], at now: Instant) async throws -> (WebhookEndpoint, secret: String) {
+    /// `privateAllowed`: deliveries may reach private addresses (the platform key made it).
+    public func create(orgID: UUID?, url: String, events: [String], privateAllowed: Bool, at now: Instant) async throws -> (WebhookEndpoint, secret: String) {
         let secret = "whsec_" + KeyMaterial.generate().secret.dropFirst(KeyMaterial.scheme.count)
         let endpoint = WebhookEndpoint(id: .v7(at: now), orgID: orgID, url: url, events: events, active: true, createdAt: now)
         try await database.pool.query("""
-            INSERT INTO webhook_endpoints (endpoint_id, org_id, url, events, secret, created_at)
-            VALUES (\(endpoint.id), \(orgID), \(url), \(events), \(secret), \(now))
+            INSERT INTO webhook_endpoints (endpoint_id, org_id, url, events, secret, private_allowed, created_at)
+            VALUES (\(endpoint.id), \(orgID), \(url), \(events), \(secret), \(privateAllowed), \(now))
             """, logger: database.logger)
         return (endpoint, secret)
     }
@@ -169,7 +172,8 @@ public struct WebhookStore: Sendable {
         guard !claimed.isEmpty else { return [] }
         let ids = try claimed.map { try $0.decode((UUID, UUID).self).1 }
         let rows = try await database.pool.query("""
-            SELECT d.org_id, d.delivery_id, d.event_id, w.url, w.secret, d.attempts, d.first_attempt_at, e.type, e.created_at, e.data::text
+            SELECT d.org_id, d.delivery_id, d.event_id, w.url, w.secret, d.attempts, d.first_attempt_at, e.type, e.created_at, e.data::text,
+                   w.private_allowed
             FROM webhook_deliveries d
             JOIN webhook_endpoints w ON w.endpoint_id = d.endpoint_id
             JOIN events e ON e.org_id = d.org_id AND e.event_id = d.event_id
@@ -186,7 +190,7 @@ public struct WebhookStore: Sendable {
             ]).serialized()
             return DueDelivery(orgID: orgID, deliveryID: try c[1].decode(UUID.self), eventID: eventID, url: try c[3].decode(String.self),
                                secret: try c[4].decode(String.self), attempt: try c[5].decode(Int.self),
-                               firstAttemptAt: try c[6].decode(Instant.self), body: body)
+                               firstAttemptAt: try c[6].decode(Instant.self), body: body, privateAllowed: try c[10].decode(Bool.self))
         }
     }
 

@@ -19,6 +19,11 @@ struct TallyEnvironment {
     var stateDirectory: URL { URL(fileURLWithPath: nonEmpty("TALLY_STATE_DIR") ?? ".tally") }
     /// Organisation admins may point webhooks at private addresses (off by default).
     var allowPrivateWebhookTargets: Bool { nonEmpty("TALLY_WEBHOOKS_ALLOW_PRIVATE") == "1" }
+    /// Requests per second per key: "200" (burst twice that) or "200/400"; "0" turns it off.
+    var rateLimits: RateLimits {
+        RateLimits(perKey: RateLimiter.Limit.parse(nonEmpty("TALLY_RATE_LIMIT_PER_KEY"), default: RateLimits.defaultPerKey),
+                   platform: RateLimiter.Limit.parse(nonEmpty("TALLY_RATE_LIMIT_PLATFORM"), default: RateLimits.defaultPlatform))
+    }
 
     /// The folder holding `sql/` and `openapi.json`: `TALLY_HOME`, else the working directory,
     /// else `../share/tally` beside the executable.

@@ -1,5 +1,4 @@
 import ArgumentParser
-import AsyncHTTPClient
 import TallyJobs
 import TallyStore
 
@@ -17,19 +16,12 @@ struct Jobs: AsyncParsableCommand {
             let logger = environment.bootstrapLogging()
             let session = try await DatabaseSession.open(environment, logger: logger)
             defer { session.close(logger: logger) }
-            let webhookClient = HTTPClient(eventLoopGroupProvider: .singleton)
-            let report: JobRunner.Report
-            do {
-                report = try await session.withPool(logger: logger, maximumConnections: 32, deadlineSeconds: 600) { pool in
-                    let stores = Stores(database: Database(pool: pool, logger: logger))
-                    let deliverer = WebhookDeliverer(store: stores.webhooks, http: webhookClient, clock: SystemWallClock(), logger: logger)
-                    return try await JobRunner(stores: stores, logger: logger).runOnce(at: SystemWallClock().now(), deliverer: deliverer)
-                }
-            } catch {
-                try? await webhookClient.shutdown()
-                throw error
+            let allowPrivate = environment.allowPrivateWebhookTargets
+            let report = try await session.withPool(logger: logger, maximumConnections: 32, deadlineSeconds: 600) { pool in
+                let stores = Stores(database: Database(pool: pool, logger: logger))
+                let deliverer = WebhookDeliverer(store: stores.webhooks, allowPrivateTargets: allowPrivate, clock: SystemWallClock(), logger: logger)
+                return try await JobRunner(stores: stores, logger: logger).runOnce(at: SystemWallClock().now(), deliverer: deliverer)
             }
-            try await webhookClient.shutdown()
             logger.info("jobs run", metadata: ["report": "\(report)"])
             print(report)
         }

@@ -8,7 +8,6 @@ import TallyCore
 import TallyHTTP
 import TallyJobs
 import TallyStore
-import AsyncHTTPClient
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply pending migrations, then serve the HTTP API until SIGTERM or SIGINT.")
@@ -44,12 +43,12 @@ struct Serve: AsyncParsableCommand {
             platformKey: PlatformKey(environment.platformKey),
             migrations: migrations,
             openAPIDocument: openAPI,
-            allowPrivateWebhookTargets: environment.allowPrivateWebhookTargets
+            allowPrivateWebhookTargets: environment.allowPrivateWebhookTargets,
+            rateLimits: environment.rateLimits
         )
-        let webhookClient = HTTPClient(eventLoopGroupProvider: .singleton)
         let background = BackgroundJobs(
             runner: JobRunner(stores: stores, logger: logger),
-            deliverer: WebhookDeliverer(store: stores.webhooks, http: webhookClient, clock: clock, logger: logger),
+            deliverer: WebhookDeliverer(store: stores.webhooks, allowPrivateTargets: environment.allowPrivateWebhookTargets, clock: clock, logger: logger),
             clock: clock, jobsIntervalSeconds: jobsInterval > 0 ? jobsInterval : nil, logger: logger,
             startAfter: migrated
         )
@@ -75,7 +74,6 @@ struct Serve: AsyncParsableCommand {
         configuration.maximumGracefulShutdownDuration = .seconds(max(1, shutdownSeconds - 5))
         try await ServiceGroup(configuration: configuration).run()
         await pool.close()
-        try? await webhookClient.shutdown()
         deadline.disarm()
         logger.info("stopped")
     }

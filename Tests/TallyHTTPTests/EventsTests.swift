@@ -18,17 +18,10 @@ extension TestServer {
         return (id, secret)
     }
 
-    /// Runs the webhook deliverer over this server's database with `clock`.
-    func deliver(clock: any WallClock) async throws -> Int {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
-            let count = try await WebhookDeliverer(store: stores.webhooks, http: http, clock: clock, logger: testLogger).deliverDue()
-            try await http.shutdown()
-            return count
-        } catch {
-            try? await http.shutdown()
-            throw error
-        }
+    /// Runs the webhook deliverer over this server's database with `clock`; organisations'
+    /// endpoints may reach private addresses only when `allowPrivateTargets`.
+    func deliver(clock: any WallClock, allowPrivateTargets: Bool = false) async throws -> Int {
+        try await WebhookDeliverer(store: stores.webhooks, allowPrivateTargets: allowPrivateTargets, clock: clock, logger: testLogger).deliverDue()
     }
 }
 

@@ -26,25 +26,30 @@ public struct TestServer: Sendable {
     public static func run<T: Sendable>(
         clock: ManualClock = ManualClock(),
         databaseConnections: Int = 8,
+        rateLimits: RateLimits = .off,
+        headTimeoutSeconds: Int64 = 10,
         _ body: @Sendable (TestServer) async throws -> T
     ) async throws -> T {
         try await TestDatabases.shared.withDatabase(maximumConnections: databaseConnections) { pool, _ in
             let stores = Stores(database: Database(pool: pool, logger: testLogger))
             let services = AppServices(
                 stores: stores, clock: clock, platformKey: PlatformKey(platformKey), migrations: try loadMigrations(),
-                openAPIDocument: try Array(Data(contentsOf: repositoryRoot.appendingPathComponent("openapi.json")))
+                openAPIDocument: try Array(Data(contentsOf: repositoryRoot.appendingPathComponent("openapi.json"))),
+                rateLimits: rateLimits
             )
             let portBox = PortBox()
             let application = TallyApplication.application(
                 services: services, host: "127.0.0.1", port: 0, backgroundServices: [], logger: testLogger,
-                onServerRunning: { port in await portBox.set(port) }
+                onServerRunning: { port in await portBox.set(port) },
+                headTimeoutSeconds: headTimeoutSeconds
             )
             let group = ServiceGroup(configuration: .init(services: [application], logger: testLogger))
             return try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 let port = try await portBox.wait()
                 var configuration = HTTPClient.Configuration()
-                configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+                // Below the server's 10 s wait for a next request on a kept-alive connection.
+                configuration.connectionPool = .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
                 // Requests queue for one of the 64 connections; on a busy 2-core machine a burst
                 // of a thousand may wait longer than the default 10 s for one.
                 configuration.timeout = .init(connect: .seconds(120), read: .seconds(120))

@@ -18,9 +18,12 @@ public final class WebhookReceiver: @unchecked Sendable {
     private let lock = NSLock()
     private var received: [Received] = []
     private var failuresLeft: Int
+    private let redirectTo: String?
 
-    public init(failFirst: Int = 0) {
+    /// `redirectTo`: answer every request `302 Location: redirectTo` (after recording it).
+    public init(failFirst: Int = 0, redirectTo: String? = nil) {
         failuresLeft = failFirst
+        self.redirectTo = redirectTo
     }
 
     public var requests: [Received] { lock.withLock { received } }
@@ -45,6 +48,9 @@ public final class WebhookReceiver: @unchecked Sendable {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
             let ok = self.record(Received(body: Array(buffer.readableBytesView), headers: headers))
+            if let target = self.redirectTo {
+                return Response(status: .found, headers: [.location: target])
+            }
             return Response(status: ok ? .ok : .internalServerError)
         }
         let portBox = PortBox()

@@ -3,6 +3,7 @@ import Hummingbird
 import TallyCore
 import TallyJSON
 import TallyStore
+import TallyJobs
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -126,8 +127,10 @@ struct WebhooksController {
                 throw TallyError.forbidden("This needs a key with the admin role.")
             }
             let events = try Self.validateEvents(body.events)
-            try await WebhookURL.validate(body.url, allowPrivateAddresses: caller.role == .platform || services.allowPrivateWebhookTargets)
-            let (endpoint, secret) = try await webhooks.create(orgID: orgID, url: body.url, events: events, at: services.clock.now())
+            let privateAllowed = caller.role == .platform || services.allowPrivateWebhookTargets
+            try await WebhookURL.validate(body.url, allowPrivateAddresses: privateAllowed)
+            let (endpoint, secret) = try await webhooks.create(orgID: orgID, url: body.url, events: events,
+                                                               privateAllowed: caller.role == .platform, at: services.clock.now())
             return try Response.json(EndpointDTO(endpoint, secret: secret), status: .created)
         }
         v1.get("/webhook-endpoints") { request, context in
@@ -195,51 +198,10 @@ enum WebhookURL {
               scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
             throw TallyError.validation("url must be an http(s) URL.", field: "url")
         }
-        let addresses = await resolve(host)
+        let addresses = await WebhookAddressPolicy.resolve(host)
         guard !addresses.isEmpty else { throw TallyError.validation("url's host '\(host)' does not resolve.", field: "url") }
-        if !allowPrivateAddresses, addresses.contains(where: isPrivate) {
+        if !allowPrivateAddresses, addresses.contains(where: WebhookAddressPolicy.isPrivate) {
             throw TallyError.validation("url must point to a public address.", field: "url")
         }
-    }
-
-    /// The host's addresses (getaddrinfo, off the event loop).
-    static func resolve(_ host: String) async -> [[UInt8]] {
-        await Task.detached {
-            var hints = addrinfo()
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            var result: UnsafeMutablePointer<addrinfo>?
-            guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
-            defer { freeaddrinfo(first) }
-            var addresses: [[UInt8]] = []
-            var current: UnsafeMutablePointer<addrinfo>? = first
-            while let info = current {
-                if info.pointee.ai_family == AF_INET, let address = info.pointee.ai_addr {
-                    address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                        addresses.append(withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) })
-                    }
-                } else if info.pointee.ai_family == AF_INET6, let address = info.pointee.ai_addr {
-                    address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                        addresses.append(withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) })
-                    }
-                }
-                current = info.pointee.ai_next
-            }
-            return addresses
-        }.value
-    }
-
-    static func isPrivate(_ address: [UInt8]) -> Bool {
-        if address.count == 4 {
-            let (a, b) = (address[0], address[1])
-            return a == 10 || a == 127 || a == 0 || (a == 172 && (16...31).contains(b)) || (a == 192 && b == 168)
-                || (a == 169 && b == 254) || (a == 100 && (64...127).contains(b))
-        }
-        guard address.count == 16 else { return true }
-        if address.prefix(10).allSatisfy({ $0 == 0 }) && address[10] == 0xFF && address[11] == 0xFF {
-            return isPrivate(Array(address.suffix(4)))   // IPv4-mapped
-        }
-        let loopback = address.prefix(15).allSatisfy { $0 == 0 } && address[15] == 1
-        let unspecified = address.allSatisfy { $0 == 0 }
-        return loopback || unspecified || (address[0] & 0xFE) == 0xFC || (address[0] == 0xFE && (address[1] & 0xC0) == 0x80)
     }
 }
