@@ -105,6 +105,28 @@ for scenario in consume_many consume_hot quote balance replay; do
   BATCHING[$scenario]=$(awk -v t=$((tx1 - tx0)) -v s=$((sp1 - sp0)) 'BEGIN { if (t > 0) printf "%.1f spends per transaction", s / t }')
   echo "   $scenario: ${RESULT[$scenario]} ${BATCHING[$scenario]}" >&2
 done
+# Fairness: one organisation's key floods (64 connections, as fast as it can; the per-key limit
+# answers 429 beyond 200/s) while another organisation spends at a modest pace (4 connections).
+# The victim's p99 alone and under the flood.
+member_key() { # org -> a new member key's secret
+  curl -s -X POST "http://127.0.0.1:$PORT/v1/orgs/$1/api-keys" -H "Authorization: Bearer $TALLY_PLATFORM_KEY" \
+    -H 'Content-Type: application/json' -d '{"name": "bench", "role": "member"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
+}
+FLOOD_ORG=$(sed -n 1p "$WORK/orgs.txt"); VICTIM_ORG=$(sed -n 2p "$WORK/orgs.txt")
+FLOOD_KEY=$(member_key "$FLOOD_ORG"); VICTIM_KEY=$(member_key "$VICTIM_ORG")
+victim() {
+  BENCH_SCENARIO=consume_org TALLY_KEY="$VICTIM_KEY" BENCH_ORG="$VICTIM_ORG" BENCH_ORGS="$WORK/orgs.txt" \
+    wrk -t 1 -c 4 -d "${DURATION}s" --latency -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT" | awk '/^RESULT/ {print $3}'
+}
+VICTIM_ALONE_P99=$(victim)
+BENCH_SCENARIO=consume_org TALLY_KEY="$FLOOD_KEY" BENCH_ORG="$FLOOD_ORG" BENCH_ORGS="$WORK/orgs.txt" \
+  wrk -t 1 -c 64 -d "$((DURATION + 2))s" -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT" > "$WORK/flood.txt" 2>&1 &
+FLOOD_PID=$!
+sleep 1
+VICTIM_FLOOD_P99=$(victim)
+wait "$FLOOD_PID" || true
+FLOOD_RPS=$(awk '/^RESULT/ {print $2}' "$WORK/flood.txt")
+echo "   fairness: victim p99 ${VICTIM_ALONE_P99} ms alone, ${VICTIM_FLOOD_P99} ms under a flood of ${FLOOD_RPS} requests/s" >&2
 PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 
@@ -139,6 +161,7 @@ row "quote" quote ""
 row "balance read" balance ""
 row "consume, idempotent replay" replay ""
 echo
+echo "fairness: another organisation's spend p99 ${VICTIM_ALONE_P99} ms alone, ${VICTIM_FLOOD_P99} ms while one key floods (${FLOOD_RPS} requests/s sent, beyond 200/s answered 429): $(ratio "$VICTIM_FLOOD_P99" "$VICTIM_ALONE_P99") x"
 echo "server peak RSS: $((PEAK_RSS_KB / 1024)) MB"
 echo "renewals: $RENEWED of $BENCH_RENEWALS subscriptions renewed in ${RENEW_SECONDS} s ($(cat "$WORK/jobs.txt")); renewed twice: $TWICE; subscription invoices: $CHARGES"
 echo "verify: $DRIFT"

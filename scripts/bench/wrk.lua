@@ -1,5 +1,6 @@
 -- One wrk script for every scenario (BENCH_SCENARIO): consume over many organisations, consume
--- on one hot organisation, quote, balance read, and consume replaying idempotency keys.
+-- on one hot organisation, quote, balance read, consume replaying idempotency keys, and consume on
+-- one organisation with its own key (BENCH_ORG, for the fairness runs).
 -- Prints one "RESULT requests/s p50 p99 p99.9 errors requests" line (latencies in ms).
 local scenario = os.getenv("BENCH_SCENARIO")
 local key = os.getenv("TALLY_KEY")
@@ -39,6 +40,10 @@ function request()
         return wrk.format("POST", "/v1/orgs/" .. org .. "/quote", headers(nil), '{"operation": "smart_crop", "quantity": 10}')
     elseif scenario == "balance" then
         return wrk.format("GET", "/v1/orgs/" .. org .. "/balance", headers(nil))
+    elseif scenario == "consume_org" then
+        -- One organisation with its own member key (fairness: a victim, or a flood).
+        return wrk.format("POST", "/v1/orgs/" .. os.getenv("BENCH_ORG") .. "/usage",
+            headers("org-" .. nonce .. "-" .. tid .. "-" .. counter), '{"operation": "smart_crop", "quantity": 1}')
     elseif scenario == "replay" then
         -- 100 organisations, one key each: after the first request per key, every one replays.
         local n = math.random(1, 100)
