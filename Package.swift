@@ -46,6 +46,7 @@ let package = Package(
             name: "TallyJobs",
             dependencies: [
                 "TallyCore", "TallyStore",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

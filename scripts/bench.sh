@@ -140,6 +140,16 @@ TWICE=$(psql "$DB_URL" -Atc "SELECT count(*) FROM (SELECT subscription_id, perio
 CHARGES=$(psql "$DB_URL" -Atc "SELECT count(*) FROM invoices WHERE kind = 'subscription'")
 DRIFT=$(DATABASE_URL="$DB_URL" TALLY_LOG_LEVEL=warning "$TALLY" verify | tail -1 || true)
 
+echo "== retention: 1,000,000 stored answers past retention" >&2
+psql "$DB_URL" -qc "INSERT INTO idempotency_keys (org_id, idempotency_key, request_hash, status_code, response_body, created_at)
+  SELECT o.org_id, 'old-' || g, '\\x00'::bytea, 201, repeat('x', 200)::bytea, now() - interval '40 days'
+  FROM generate_series(1, 1000000) g, LATERAL (SELECT org_id FROM bench_orgs WHERE n = 1 + g % $BENCH_ORGS) o" >/dev/null
+KEYS_MB=$(psql "$DB_URL" -Atc "SELECT pg_total_relation_size('idempotency_keys') / 1048576")
+RETAIN_START=$(date +%s%N)
+DATABASE_URL="$DB_URL" TALLY_LOG_LEVEL=warning "$TALLY" jobs run > "$WORK/retention.txt"
+RETAIN_SECONDS=$(awk -v s="$RETAIN_START" -v e="$(date +%s%N)" 'BEGIN { printf "%.1f", (e - s) / 1e9 }')
+KEYS_LEFT=$(psql "$DB_URL" -Atc "SELECT count(*) FROM idempotency_keys WHERE created_at < now() - interval '30 days'")
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "Tally benchmark: $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), fsync on, synchronous_commit on, $BENCH_ORGS organisations"
@@ -165,3 +175,4 @@ echo "fairness: another organisation's spend p99 ${VICTIM_ALONE_P99} ms alone, $
 echo "server peak RSS: $((PEAK_RSS_KB / 1024)) MB"
 echo "renewals: $RENEWED of $BENCH_RENEWALS subscriptions renewed in ${RENEW_SECONDS} s ($(cat "$WORK/jobs.txt")); renewed twice: $TWICE; subscription invoices: $CHARGES"
 echo "verify: $DRIFT"
+echo "retention: idempotency_keys was ${KEYS_MB} MB; 1,000,000 answers past 30 days deleted in ${RETAIN_SECONDS} s by one tally jobs run ($(grep -o 'deleted [0-9]* idempotency' "$WORK/retention.txt" || true)); left past retention: $KEYS_LEFT"

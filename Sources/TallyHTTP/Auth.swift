@@ -36,7 +36,15 @@ struct AuthMiddleware: RouterMiddleware {
         }
         let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
         var context = context
-        if let platformKey, platformKey.matches(secret) {
+        let isPlatform = platformKey?.matches(secret) ?? false
+        // The limit is taken before the key is looked up: a flood beyond it (even of keys that do
+        // not exist) costs a hash and a 429, never a database query.
+        if let limit = isPlatform ? rateLimits.platform : rateLimits.perKey,
+           case .limited(let retryAfter) = rateLimiter.take(isPlatform ? "platform" : KeyMaterial.hash(secret).hexPrefix, limit: limit) {
+            if request.method == .post, request.uri.path.hasSuffix("/usage") { SpendMetrics.refusedForRate() }
+            return Self.rateLimited(limit: limit, retryAfter: retryAfter)
+        }
+        if isPlatform {
             context.caller = AuthenticatedKey(keyID: nil, orgID: nil, role: .platform)
         } else if let key = try await keys.authenticate(secret: secret) {
             context.caller = key
@@ -44,12 +52,13 @@ struct AuthMiddleware: RouterMiddleware {
         } else {
             throw TallyError(.unauthenticated, code: "invalid_api_key", detail: "The API key is not valid or has been revoked.")
         }
-        if let caller = context.caller, let limit = caller.role == .platform ? rateLimits.platform : rateLimits.perKey,
-           case .limited(let retryAfter) = rateLimiter.take(caller.keyID?.idString ?? "platform", limit: limit) {
-            return Self.rateLimited(limit: limit, retryAfter: retryAfter)
-        }
         return try await next(request, context)
     }
+}
+
+private extension Array where Element == UInt8 {
+    /// The first 16 bytes as hex: enough to tell keys apart in the rate limiter.
+    var hexPrefix: String { prefix(16).map { String(format: "%02x", $0) }.joined() }
 }
 
 extension AuthMiddleware {

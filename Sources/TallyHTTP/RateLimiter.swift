@@ -44,6 +44,7 @@ public final class RateLimiter: Sendable {
     }
 
     private static let shardCount = 64
+    private static let keysPerShardMaximum = 4_096
     private let shards: [Shard]
     private let now: @Sendable () -> UInt64
 
@@ -63,6 +64,13 @@ public final class RateLimiter: Sendable {
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(Self.shardCount))]
         let now = self.now()
         return shard.buckets.withLock { buckets in
+            if buckets[key] == nil, buckets.count >= Self.keysPerShardMaximum {
+                // Bounded memory whatever keys are presented: a bucket that has refilled is the
+                // same as none, so those go first.
+                let full = UInt64(Double(limit.burst) / Double(max(1, limit.perSecond)) * 1e9)
+                buckets = buckets.filter { now &- $0.value.updatedNanos < full }
+                guard buckets.count < Self.keysPerShardMaximum else { return .allowed(remaining: limit.burst - 1) }
+            }
             var bucket = buckets[key] ?? Bucket(tokens: Double(limit.burst), updatedNanos: now)
             let elapsed = Double(now &- bucket.updatedNanos) / 1e9
             bucket.tokens = min(Double(limit.burst), bucket.tokens + elapsed * Double(limit.perSecond))

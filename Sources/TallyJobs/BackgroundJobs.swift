@@ -32,10 +32,15 @@ public struct BackgroundJobs: Service {
             }
             // The scheduled jobs run at start, then every `jobsIntervalSeconds`.
             var jobsDueAt = ContinuousClock.now
+            var sampleDueAt = ContinuousClock.now
             var backoff = Backoff()
             while !Task.isCancelled {
                 do {
-                    try await deliverer.deliverDue()
+                    try await JobMetrics.timed("webhooks") { try await deliverer.deliverDue() }
+                    if ContinuousClock.now >= sampleDueAt {
+                        sampleDueAt = ContinuousClock.now + .seconds(15)
+                        JobMetrics.record(try await OperationalCounts.read(from: runner.stores.database, at: clock.now()))
+                    }
                     if let interval = jobsIntervalSeconds, ContinuousClock.now >= jobsDueAt {
                         let report = try await runner.runOnce(at: clock.now())
                         jobsDueAt = ContinuousClock.now + .seconds(interval)

@@ -8,10 +8,16 @@ import TallyStore
 public struct JobRunner: Sendable {
     public let stores: Stores
     public let logger: Logger
+    public let retention: RetentionPolicy
+    /// Hears the running count of renewed periods during a long catch-up (`tally jobs run`).
+    public let renewalProgress: (@Sendable (Int) -> Void)?
 
-    public init(stores: Stores, logger: Logger) {
+    public init(stores: Stores, logger: Logger, retention: RetentionPolicy = RetentionPolicy(),
+                renewalProgress: (@Sendable (Int) -> Void)? = nil) {
         self.stores = stores
         self.logger = logger
+        self.retention = retention
+        self.renewalProgress = renewalProgress
     }
 
     public struct Report: Sendable, Equatable, CustomStringConvertible {
@@ -19,22 +25,27 @@ public struct JobRunner: Sendable {
         public var expiredBuckets = 0
         public var expiredHolds = 0
         public var webhookAttempts = 0
+        public var retention = RetentionStore.Report()
 
         public var description: String {
-            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s)"
+            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s), \(retention)"
         }
 
         static func + (a: Report, b: Report) -> Report {
             Report(renewals: a.renewals + b.renewals, expiredBuckets: a.expiredBuckets + b.expiredBuckets,
-                   expiredHolds: a.expiredHolds + b.expiredHolds, webhookAttempts: a.webhookAttempts + b.webhookAttempts)
+                   expiredHolds: a.expiredHolds + b.expiredHolds, webhookAttempts: a.webhookAttempts + b.webhookAttempts,
+                   retention: a.retention)
         }
     }
 
     /// One pass of every job due at `now` for organisations on the real clock, then the webhook
     /// deliveries that are due: `tally jobs run`.
     public func runOnce(at now: Instant, deliverer: WebhookDeliverer? = nil) async throws -> Report {
-        var report = try await run(.realClock, at: now)
-        if let deliverer { report.webhookAttempts = try await deliverer.deliverDue() }
+        var report = try await JobMetrics.timed("due") { try await run(.realClock, at: now) }
+        if let deliverer { report.webhookAttempts = try await JobMetrics.timed("webhooks") { try await deliverer.deliverDue() } }
+        // Last, and bounded: what is past retention goes in batches.
+        report.retention = try await JobMetrics.timed("retention") { try await stores.retention.purge(retention, at: now) }
+        JobMetrics.idempotencyKeysDeleted(report.retention.idempotencyKeys)
         return report
     }
 
@@ -51,7 +62,7 @@ public struct JobRunner: Sendable {
     /// Renewals first: a period's plan credits are the renewal's to roll over or expire.
     private func run(_ selection: OrgSelection, at now: Instant) async throws -> Report {
         var report = Report()
-        report.renewals = try await stores.subscriptions.renewDue(selection, until: now)
+        report.renewals = try await stores.subscriptions.renewDue(selection, until: now, progress: renewalProgress)
         report.expiredBuckets = try await stores.expiry.expireDue(selection, until: now)
         report.expiredHolds = try await stores.reservations.releaseExpired(selection, at: now)
         return report

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -147,6 +148,26 @@ public final class DatabasePool: Sendable {
         for pooled in idle { try? await pooled.connection.close() }
     }
 
+    // MARK: Metrics
+
+    /// `tally_db_pool_connections{state}`, `tally_db_pool_wait_seconds`, `tally_db_available`:
+    /// atomics, made on first use (after the metrics system is set up).
+    private enum PoolMetrics {
+        static let idle = Gauge(label: "tally_db_pool_connections", dimensions: [("state", "idle")])
+        static let leased = Gauge(label: "tally_db_pool_connections", dimensions: [("state", "leased")])
+        static let opening = Gauge(label: "tally_db_pool_connections", dimensions: [("state", "opening")])
+        static let available = Gauge(label: "tally_db_available")
+        static let wait = Metrics.Timer(label: "tally_db_pool_wait_seconds")
+    }
+
+    private func publish() {
+        let (idle, leased, opening, up) = state.withLock { ($0.idle.count, $0.leased, $0.opening, $0.down == nil) }
+        PoolMetrics.idle.record(idle)
+        PoolMetrics.leased.record(leased)
+        PoolMetrics.opening.record(opening)
+        PoolMetrics.available.record(up ? 1 : 0)
+    }
+
     // MARK: Leasing
 
     private enum Decision {
@@ -189,13 +210,19 @@ public final class DatabasePool: Sendable {
             }
             switch decision {
             case .use(let connection):
+                publish()
                 return connection
             case .fail(let error):
                 throw error
             case .open(let id, let probe):
+                defer { publish() }
                 return try await open(id: id, probe: probe)
             case .wait(let id):
-                if let connection = try await wait(id: id) { return connection }
+                let start = ContinuousClock.now
+                let woken = try await wait(id: id)
+                let waited = ContinuousClock.now - start
+                PoolMetrics.wait.recordNanoseconds(waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000)
+                if let connection = woken { return connection }
                 // Woken without a connection: capacity was freed; decide again.
             }
         }
@@ -276,6 +303,7 @@ public final class DatabasePool: Sendable {
             return (state.waiters.isEmpty || keep ? nil : state.waiters.removeFirst(), keep)
         }
         if !kept { pooled.connection.close().whenComplete { _ in } }
+        publish()
         guard let handOver else { return }
         handOver.timeout.cancel()
         handOver.continuation.resume(returning: kept ? pooled : nil)

@@ -16,7 +16,8 @@ public struct LedgerVerifier: Sendable {
         public var description: String { "org \(orgID.idString): \(subject): \(detail)" }
     }
 
-    public func verify() async throws -> [Mismatch] {
+    /// `progress` hears each part as it is checked: (part, parts done, parts in all).
+    public func verify(progress: (@Sendable (String, Int, Int) -> Void)? = nil) async throws -> [Mismatch] {
         var mismatches: [Mismatch] = []
         let logger = database.logger
         // A bucket's remaining is the sum of its postings, and its grant is its grant posting.
@@ -36,6 +37,7 @@ public struct LedgerVerifier: Sendable {
                                        detail: "remaining \(remaining) but postings sum to \(posted); granted \(granted), grant posting \(grantPosted)"))
         }
         // An entry's credits are the sum of its postings.
+        progress?("buckets", 1, 5)
         let entries = try await database.pool.query("""
             SELECT e.org_id, e.entry_id, e.credits, coalesce(sum(p.credits), 0)::numeric(20,4)
             FROM ledger_entries e
@@ -48,6 +50,7 @@ public struct LedgerVerifier: Sendable {
             mismatches.append(Mismatch(orgID: org, subject: "entry \(entry.idString)", detail: "credits \(credits) but postings sum to \(posted)"))
         }
         // An active hold keeps exactly what its hold entry took.
+        progress?("entries", 2, 5)
         let holds = try await database.pool.query("""
             SELECT r.org_id, r.reservation_id, r.credits, -e.credits
             FROM reservations r JOIN ledger_entries e ON e.org_id = r.org_id AND e.entry_id = r.hold_entry_id
@@ -59,6 +62,7 @@ public struct LedgerVerifier: Sendable {
         }
         // An invoice's total is the sum of its lines, and each line is quantity x unit price
         // rounded to the currency's minor unit.
+        progress?("holds", 3, 5)
         let invoices = try await database.pool.query("""
             SELECT i.org_id, i.invoice_id, i.currency, i.total, coalesce(sum(l.amount), 0)::numeric(20,6)
             FROM invoices i LEFT JOIN invoice_lines l ON l.org_id = i.org_id AND l.invoice_id = i.invoice_id
@@ -70,6 +74,7 @@ public struct LedgerVerifier: Sendable {
             mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString)",
                                        detail: "total \(total.text) \(currency) but its lines sum to \(lines.text)"))
         }
+        progress?("invoices", 4, 5)
         let lines = try await database.pool.query("""
             SELECT l.org_id, l.invoice_id, l.position, i.currency, l.quantity, l.unit_price, l.amount
             FROM invoice_lines l JOIN invoices i ON i.org_id = l.org_id AND i.invoice_id = l.invoice_id
@@ -82,6 +87,7 @@ public struct LedgerVerifier: Sendable {
                                            detail: "amount \(amount.money(currency).amountText) but \(quantity) x \(unitPrice.money(currency).amountText) is \(expected.amountText)"))
             }
         }
+        progress?("invoice lines", 5, 5)
         return mismatches
     }
 }

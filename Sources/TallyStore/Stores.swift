@@ -21,6 +21,7 @@ public struct Stores: Sendable {
     public let purchases: PurchaseStore
     public let webhooks: WebhookStore
     public let reports: ReportStore
+    public let retention: RetentionStore
 
     public init(database: Database) {
         self.database = database
@@ -40,5 +41,6 @@ public struct Stores: Sendable {
         self.purchases = PurchaseStore(database: database, catalog: catalog, subscriptions: subscriptions)
         self.webhooks = WebhookStore(database: database)
         self.reports = ReportStore(database: database)
+        self.retention = RetentionStore(database: database)
     }
 }

@@ -18,8 +18,9 @@ extension SubscriptionStore {
     /// Subscriptions renew in batches, one transaction each: a few prepared statements carry a
     /// whole batch, which is what makes a hundred thousand renewals a matter of seconds.
     @discardableResult
+    /// `progress` hears the running count of renewed periods after every round of `limit`.
     public func renewDue(_ selection: OrgSelection, until: Instant, limit: Int = 2000, batchSize: Int = 100,
-                         concurrency: Int = 4) async throws -> Int {
+                         concurrency: Int = 4, progress: (@Sendable (Int) -> Void)? = nil) async throws -> Int {
         let plans = PlanCache()
         var renewed = 0
         while true {
@@ -59,8 +60,19 @@ extension SubscriptionStore {
                 return total
             }
             renewed += progressed
+            progress?(renewed)
             if rows.count < limit || progressed == 0 { return renewed }
         }
+    }
+
+    /// How many subscriptions of `selection` are due by `until` (what `tally jobs run` shows progress against).
+    public func countDue(_ selection: OrgSelection, until: Instant) async throws -> Int {
+        var sql = BoundSQL()
+        let statement = """
+            SELECT count(*) FROM subscriptions s JOIN orgs o ON o.org_id = s.org_id
+            WHERE s.status = 'active' AND s.current_period_end <= \(sql.bind(until)) AND \(selection.condition(&sql))
+            """
+        return try await database.pool.query(sql.query(statement), logger: database.logger).collect().first?.decode(Int.self) ?? 0
     }
 
     /// Catches one organisation up before a request is served (waits for a renewal in progress).

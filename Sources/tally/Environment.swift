@@ -44,8 +44,18 @@ struct TallyEnvironment {
 
     func bootstrapLogging() -> Logger {
         let level = logLevel
-        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        switch LogFormat.resolve(nonEmpty("TALLY_LOG_FORMAT")) {
+        case .json: LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        case .human: LoggingSystem.bootstrap { _ in HumanLogHandler(level: level) }
+        }
         return Logger(label: "tally")
+    }
+
+    /// What the retention job keeps: `TALLY_IDEMPOTENCY_RETENTION_DAYS` (30, at least 1) and
+    /// `TALLY_EVENT_RETENTION_DAYS` (90).
+    var retention: RetentionPolicy {
+        RetentionPolicy(idempotencyDays: nonEmpty("TALLY_IDEMPOTENCY_RETENTION_DAYS").flatMap(Int.init) ?? 30,
+                        eventDays: nonEmpty("TALLY_EVENT_RETENTION_DAYS").flatMap(Int.init) ?? 90)
     }
 
     func migrations() throws -> [Migration] {

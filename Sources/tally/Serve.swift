@@ -47,7 +47,7 @@ struct Serve: AsyncParsableCommand {
             rateLimits: environment.rateLimits
         )
         let background = BackgroundJobs(
-            runner: JobRunner(stores: stores, logger: logger),
+            runner: JobRunner(stores: stores, logger: logger, retention: environment.retention),
             deliverer: WebhookDeliverer(store: stores.webhooks, allowPrivateTargets: environment.allowPrivateWebhookTargets, clock: clock, logger: logger),
             clock: clock, jobsIntervalSeconds: jobsInterval > 0 ? jobsInterval : nil, logger: logger,
             startAfter: migrated

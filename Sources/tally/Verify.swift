@@ -11,8 +11,11 @@ struct Verify: AsyncParsableCommand {
         let logger = environment.bootstrapLogging()
         let session = try await DatabaseSession.open(environment, logger: logger)
         defer { session.close(logger: logger) }
+        let progress = CLIProgress("verify", logger: logger)
         let mismatches = try await session.withPool(logger: logger, deadlineSeconds: 3600) { pool in
-            try await Stores(database: Database(pool: pool, logger: logger)).verifier.verify()
+            try await Stores(database: Database(pool: pool, logger: logger)).verifier.verify { part, done, all in
+                progress.report(done: done, total: all, unit: "parts checked (last: \(part))", final: true)
+            }
         }
         for mismatch in mismatches { print(mismatch) }
         guard mismatches.isEmpty else {

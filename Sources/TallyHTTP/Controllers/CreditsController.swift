@@ -77,9 +77,13 @@ struct CreditsController {
                     orgID: scope.org.id, at: scope.now, spend, terms: scope.context.spendTerms, claim: claim,
                     render: Idempotency.renderer(SpendResponse.init)
                 )
+                SpendMetrics.answered(stored, credits: spend.credits)
                 return Idempotency.response(stored)
             } catch is SpendTermsChanged {
                 scope = try await services.orgScope(context)
+            } catch let error where DatabaseUnavailable.isConnectionLoss(error) {
+                SpendMetrics.refusedForDatabase()
+                throw error
             }
         }
         throw TallyError(.unavailable, code: "unavailable", detail: "The organisation's billing period is changing; retry.")
