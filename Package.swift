@@ -28,6 +28,10 @@ let package = Package(
     targets: [
         // Pure billing domain: no SQL, no HTTP, no NIO.
         .target(name: "TallyCore", swiftSettings: swiftSettings),
+        // sql/*.sql and openapi.json compiled into the binary at build time (Plugins/EmbedResources).
+        .executableTarget(name: "EmbedResourcesTool", swiftSettings: swiftSettings),
+        .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["EmbedResourcesTool"]),
+        .target(name: "TallyResources", swiftSettings: swiftSettings, plugins: ["EmbedResources"]),
         // JSON that keeps number literals exact, strict decoding, stable encoding. Pure.
         .target(name: "TallyJSON", dependencies: ["TallyCore"], swiftSettings: swiftSettings),
         // Every SQL statement and every transaction.
@@ -85,7 +89,7 @@ let package = Package(
             dependencies: ["TallyCore", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TallyStoreTests", dependencies: ["TallyCore", "TallyStore", "TallyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TallyStoreTests", dependencies: ["TallyCore", "TallyStore", "TallyResources", "TallyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TallyHTTPTests",
             dependencies: [
@@ -99,9 +103,8 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyHTTP", "TallyJobs",
+                "TallyCore", "TallyStore", "TallyHTTP", "TallyJobs", "TallyResources",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

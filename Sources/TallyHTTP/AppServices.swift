@@ -33,10 +33,13 @@ public struct AppServices: Sendable {
 public struct RateLimits: Sendable {
     public var perKey: RateLimiter.Limit?
     public var platform: RateLimiter.Limit?
+    /// How long a 429 waits before it is sent (a tarpit for clients that do not back off).
+    public var overLimitDelay: Duration
 
-    public init(perKey: RateLimiter.Limit?, platform: RateLimiter.Limit?) {
+    public init(perKey: RateLimiter.Limit?, platform: RateLimiter.Limit?, overLimitDelay: Duration = .milliseconds(250)) {
         self.perKey = perKey
         self.platform = platform
+        self.overLimitDelay = overLimitDelay
     }
 
     public static let off = RateLimits(perKey: nil, platform: nil)

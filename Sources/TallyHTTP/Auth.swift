@@ -42,6 +42,9 @@ struct AuthMiddleware: RouterMiddleware {
         if let limit = isPlatform ? rateLimits.platform : rateLimits.perKey,
            case .limited(let retryAfter) = rateLimiter.take(isPlatform ? "platform" : KeyMaterial.hash(secret).hexPrefix, limit: limit) {
             if request.method == .post, request.uri.path.hasSuffix("/usage") { SpendMetrics.refusedForRate() }
+            // The answer waits a little: a key that ignores Retry-After then sends a few requests per
+            // second per connection instead of thousands, and leaves the CPU to everyone else.
+            try await Task.sleep(for: rateLimits.overLimitDelay)
             return Self.rateLimited(limit: limit, retryAfter: retryAfter)
         }
         if isPlatform {

@@ -16,14 +16,18 @@ public struct Migration: Sendable, Equatable {
 
     /// Reads `NNNN_name.sql` files in version order. Two files with one number are refused.
     public static func load(from directory: URL) throws -> [Migration] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }
+        return try parse(names.map { ($0, try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) })
+    }
+
+    /// The same rules over (file name, SQL text) pairs: what the binary carries (`TallyResources`).
+    public static func parse(_ files: [(name: String, sql: String)]) throws -> [Migration] {
         var migrations: [Migration] = []
-        for name in names where name.hasSuffix(".sql") {
+        for (name, sql) in files where name.hasSuffix(".sql") {
             let stem = name.dropLast(4)
             guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]), version > 0 else {
                 throw MigrationError.badFileName(name)
             }
-            let sql = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
             migrations.append(Migration(version: version, name: String(stem), sql: sql))
         }
         migrations.sort { $0.version < $1.version }

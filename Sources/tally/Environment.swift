@@ -3,11 +3,13 @@ import Logging
 import PostgresNIO
 import TallyCore
 import TallyHTTP
+import TallyResources
 import TallyStore
 
 /// Settings every command reads from the environment (flags may override some):
 /// `DATABASE_URL`, `TALLY_PLATFORM_KEY`, `TALLY_HOST`, `TALLY_PORT`, `TALLY_LOG_LEVEL`,
-/// `TALLY_HOME` (where `sql/` and `openapi.json` are), `TALLY_STATE_DIR` (embedded data, `.tally`).
+/// `TALLY_STATE_DIR` (embedded data, `.tally`). The migrations and the OpenAPI document are
+/// compiled into the binary (`TallyResources`): it runs from any folder.
 struct TallyEnvironment {
     let variables = ProcessInfo.processInfo.environment
 
@@ -23,18 +25,6 @@ struct TallyEnvironment {
     var rateLimits: RateLimits {
         RateLimits(perKey: RateLimiter.Limit.parse(nonEmpty("TALLY_RATE_LIMIT_PER_KEY"), default: RateLimits.defaultPerKey),
                    platform: RateLimiter.Limit.parse(nonEmpty("TALLY_RATE_LIMIT_PLATFORM"), default: RateLimits.defaultPlatform))
-    }
-
-    /// The folder holding `sql/` and `openapi.json`: `TALLY_HOME`, else the working directory,
-    /// else `../share/tally` beside the executable.
-    var home: URL {
-        if let path = nonEmpty("TALLY_HOME") { return URL(fileURLWithPath: path) }
-        let workingDirectory = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-        if FileManager.default.fileExists(atPath: workingDirectory.appendingPathComponent("sql").path) {
-            return workingDirectory
-        }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        return executable.deletingLastPathComponent().appendingPathComponent("../share/tally").standardized
     }
 
     private func nonEmpty(_ name: String) -> String? {
@@ -58,8 +48,9 @@ struct TallyEnvironment {
                         eventDays: nonEmpty("TALLY_EVENT_RETENTION_DAYS").flatMap(Int.init) ?? 90)
     }
 
+    /// The migrations compiled into this binary.
     func migrations() throws -> [Migration] {
-        try Migration.load(from: home.appendingPathComponent("sql"))
+        try Migration.parse(TallyResources.migrationFiles)
     }
 }
 

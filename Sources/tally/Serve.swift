@@ -7,6 +7,7 @@ import ServiceLifecycle
 import TallyCore
 import TallyHTTP
 import TallyJobs
+import TallyResources
 import TallyStore
 
 struct Serve: AsyncParsableCommand {
@@ -24,7 +25,7 @@ struct Serve: AsyncParsableCommand {
         let logger = environment.bootstrapLogging()
         let migrations = try environment.migrations()
         let catalogFile = try loadCatalog.map { try Array(Data(contentsOf: URL(fileURLWithPath: $0))) }
-        let openAPI = try Array(Data(contentsOf: environment.home.appendingPathComponent("openapi.json")))
+        let openAPI = TallyResources.openAPIDocument
         if environment.platformKey == nil {
             logger.warning("TALLY_PLATFORM_KEY is not set: only keys made with 'tally keys create' will work")
         }

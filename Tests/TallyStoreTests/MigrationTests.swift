@@ -4,6 +4,7 @@ import PostgresNIO
 import Testing
 import TallyCore
 @testable import TallyStore
+import TallyResources
 import TallyTestSupport
 
 @Suite struct MigrationTests {
@@ -188,5 +189,15 @@ let referenceTables = ["plans", "operations", "credit_packs", "test_clocks"]
             let rows = try await client.query("SELECT 1.23456::numeric", logger: testLogger).collect()
             #expect(throws: (any Error).self) { try rows[0].decode(Credits.self) }
         }
+    }
+}
+
+/// The binary carries what the repository holds: the build plugin embeds every migration and the
+/// OpenAPI document as they are on disk.
+@Suite struct EmbeddedResourcesTests {
+    @Test func theBinaryCarriesExactlyTheRepositorysMigrationsAndDocument() throws {
+        #expect(try Migration.parse(TallyResources.migrationFiles) == loadMigrations())
+        let document = try Array(Data(contentsOf: repositoryRoot.appendingPathComponent("openapi.json")))
+        #expect(TallyResources.openAPIDocument == document)
     }
 }

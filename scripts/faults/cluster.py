@@ -86,17 +86,19 @@ class Tally:
         self.log_path = log_path or tempfile.mktemp(prefix="tally-serve.", suffix=".log")
         self.extra_env = extra_env or {}
         self.process = None
+        self.workdir = tempfile.mkdtemp(prefix="tally-cwd.")
 
     def env(self, **overrides):
         env = dict(os.environ, DATABASE_URL=self.database_url, TALLY_PLATFORM_KEY=self.platform_key,
-                   TALLY_PORT=str(self.port), TALLY_HOME=ROOT, TALLY_LOG_LEVEL="info")
+                   TALLY_PORT=str(self.port), TALLY_LOG_LEVEL="info")
         env.update(self.extra_env)
         env.update(overrides)
         return env
 
     def start(self, timeout=90):
         self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([self.binary, "serve"], env=self.env(), stdout=self.log,
+        # From a folder of its own: the binary carries its migrations and openapi.json.
+        self.process = subprocess.Popen([self.binary, "serve"], env=self.env(), stdout=self.log, cwd=self.workdir,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -133,7 +135,7 @@ class Tally:
     def command(self, *args, timeout=120, **env):
         start = time.time()
         result = subprocess.run([self.binary, *args], env=self.env(**env), capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+                                timeout=timeout, stdin=subprocess.DEVNULL, cwd=self.workdir)
         return result, time.time() - start
 
     def log_text(self):
