@@ -143,6 +143,20 @@ class Tally:
             return f.read().decode("utf-8", "replace")
 
 
+def organisations_with_credits(tally, count, label):
+    """`count` organisations, each granted ten million credits; their ids."""
+    orgs = []
+    for n in range(count):
+        status, _, org, _ = request(tally.port, "POST", "/v1/orgs", body={"name": f"{label} {n}"}, key=tally.platform_key)
+        assert status == 201, (status, org)
+        status, _, grant, _ = request(tally.port, "POST", f"/v1/orgs/{org['id']}/grants", key=tally.platform_key,
+                                      body={"credits": "10000000", "source": "admin_grant", "reason": label},
+                                      headers={"Idempotency-Key": f"grant-{n}"})
+        assert status == 201, (status, grant)
+        orgs.append(org["id"])
+    return orgs
+
+
 def request(port, method, path, body=None, key=None, headers=None, timeout=10):
     """One request on a fresh connection: (status, headers dict, parsed JSON or None, seconds)."""
     start = time.time()

@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, Tally, request  # noqa: E402
+from cluster import Cluster, Tally, organisations_with_credits, request  # noqa: E402
 from load import Load  # noqa: E402
 
 failures = []
@@ -49,15 +49,7 @@ def main():
         tallies.append(tally)
         tally.start()
         key = tally.platform_key
-        orgs = []
-        for n in range(6):
-            status, _, org, _ = request(tally.port, "POST", "/v1/orgs", body={"name": f"failover {n}"}, key=key)
-            assert status == 201, (status, org)
-            status, _, _, _ = request(tally.port, "POST", f"/v1/orgs/{org['id']}/grants", key=key,
-                                      body={"credits": "10000000", "source": "admin_grant", "reason": "failover"},
-                                      headers={"Idempotency-Key": f"grant-{n}"})
-            assert status == 201
-            orgs.append(org["id"])
+        orgs = organisations_with_credits(tally, 6, "failover")
 
         load = Load(tally.port, key, orgs)
         load.start()

@@ -14,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, Tally, request  # noqa: E402
+from cluster import Cluster, Tally, organisations_with_credits, request  # noqa: E402
 from load import Load  # noqa: E402
 
 OUTAGE_SECONDS = float(os.environ.get("TALLY_FAULTS_OUTAGE_SECONDS", "10"))
@@ -97,15 +97,7 @@ def run(cluster, tally):
     started = time.time()
     tally.start()
     key = tally.platform_key
-    orgs = []
-    for n in range(12):
-        status, _, org, _ = request(tally.port, "POST", "/v1/orgs", body={"name": f"faults {n}"}, key=key)
-        assert status == 201, (status, org)
-        status, _, grant, _ = request(tally.port, "POST", f"/v1/orgs/{org['id']}/grants", key=key,
-                                      body={"credits": "10000000", "source": "admin_grant", "reason": "faults"},
-                                      headers={"Idempotency-Key": f"grant-{n}"})
-        assert status == 201, (status, grant)
-        orgs.append(org["id"])
+    orgs = organisations_with_credits(tally, 12, "faults")
     print(f"tally up with {len(orgs)} organisations in {time.time() - started:.1f} s", flush=True)
 
     load = Load(tally.port, key, orgs)
