@@ -202,7 +202,7 @@ struct ApplySpends: Sendable {
             // Extras first: a bucket a top-up creates exists before the spends that draw from it move it.
             try await extras.execute(on: connection, logger: logger)
             let movedCount = try await connection.execute(write, logger: logger).reduce(0) { $0 + $1 }
-            precondition(movedCount == write.moved.count, "moved \(movedCount) of \(write.moved.count) buckets")
+            try LedgerWriteMismatch.check(moved: movedCount, planned: write.moved.count)
 
             // 3. Answers, in arrival order.
             return try slots.map { slot -> StoredResponse in

@@ -160,7 +160,21 @@ struct LedgerWrite {
         let statement = "WITH " + parts.joined(separator: ",\n") + "\nSELECT \(check)::int"
         let rows = try await connection.query(sql.query(statement), logger: logger).collect()
         let movedCount = try rows.first?.decode(Int.self) ?? 0
-        // Every bucket the plan moved exists: a mismatch is a bug, not a user's situation.
-        precondition(movedCount == moved.count, "moved \(movedCount) of \(moved.count) buckets")
+        // Every bucket the plan moved exists: a mismatch is a bug or a change made outside Tally,
+        // never a user's situation; the transaction rolls back rather than the process trapping.
+        try LedgerWriteMismatch.check(moved: movedCount, planned: moved.count)
+    }
+}
+
+/// The database moved a different number of buckets than a ledger write planned: the write is
+/// refused (its transaction rolls back) and logged as an internal error, never a trap.
+public struct LedgerWriteMismatch: Error, CustomStringConvertible {
+    public let moved: Int
+    public let planned: Int
+
+    public var description: String { "the ledger write moved \(moved) of \(planned) buckets" }
+
+    static func check(moved: Int, planned: Int) throws {
+        guard moved == planned else { throw LedgerWriteMismatch(moved: moved, planned: planned) }
     }
 }

@@ -116,8 +116,8 @@ extension SubscriptionStore {
             var batch = RenewalBatch()
             for (item, renewal) in zip(due, renewals) { batch.add(item, renewal, numbers: &numbers) }
             let moved = try await connection.execute(batch.ledger, logger: logger).reduce(0) { $0 + $1 }
-            // Every bucket the renewals moved exists: a mismatch is a bug, not a user's situation.
-            precondition(moved == batch.ledger.moved.count, "moved \(moved) of \(batch.ledger.moved.count) buckets")
+            // Every bucket the renewals moved exists: a mismatch rolls the batch back (see LedgerWriteMismatch).
+            try LedgerWriteMismatch.check(moved: moved, planned: batch.ledger.moved.count)
             for try await _ in try await connection.execute(batch.changes, logger: logger) {}
             logger.debug("subscriptions renewed", metadata: ["count": "\(due.count)"])
             return zip(due, renewals).map { item, renewal in

@@ -84,4 +84,26 @@ import TallyTestSupport
             #expect(rateWithoutOverage["field"] == "overage.rate_per_credit")
         }
     }
+
+    /// A database that does not move the buckets a spend planned (here a trigger that skips the
+    /// update, as a change outside Tally could): the spend is refused and rolled back, the process
+    /// does not trap, and spends work again once the database behaves.
+    @Test func aLedgerWriteTheDatabaseDoesNotApplyRollsBackInsteadOfTrapping() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "10")
+            let entries = try await server.ledgerCount(org)
+            try await server.pool.query("""
+                CREATE FUNCTION skip_update() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+                """, logger: testLogger)
+            try await server.pool.query("CREATE TRIGGER skip BEFORE UPDATE ON credit_buckets FOR EACH ROW EXECUTE FUNCTION skip_update()", logger: testLogger)
+            let refused = try await server.spend(org, "1")
+            #expect(refused.status == 500)
+            #expect(try await server.ledgerCount(org) == entries)
+            try await server.pool.query("DROP TRIGGER skip ON credit_buckets", logger: testLogger)
+            #expect(try await server.spend(org, "1").status == 201)
+            #expect(try await server.available(org) == Credits(9))
+            #expect(try await server.verify() == [])
+        }
+    }
 }
