@@ -1,6 +1,6 @@
 # The two commands of a fresh machine: `make run` serves Tally on its embedded database,
 # `make test` runs the whole suite against a real PostgreSQL it starts itself.
-.PHONY: run test test-faults test-failover test-contract build release bench clean
+.PHONY: run test test-faults test-failover test-pgbouncer test-contract build release bench clean
 
 run:
 	scripts/run.sh
@@ -15,6 +15,10 @@ test-faults:
 
 test-failover:
 	scripts/test-faults.sh scripts/faults/run_failover.py
+
+# Two replicas behind PgBouncer in transaction pooling (TALLY_DATABASE_POOLER=transaction).
+test-pgbouncer:
+	scripts/test-faults.sh scripts/faults/run_pgbouncer.py
 
 # The contract only: schemathesis against the served /openapi.json, and a generated client.
 test-contract:

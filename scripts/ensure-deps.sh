@@ -21,6 +21,8 @@ missing=()
 [ -n "$(pg_bindir)" ] || missing+=(postgresql postgresql-contrib)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+# The pooler suite runs Tally behind Debian's PgBouncer.
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

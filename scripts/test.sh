@@ -17,6 +17,7 @@ swift test --skip-build "$@"
 if [ $# -eq 0 ]; then
   python3 scripts/faults/run_faults.py
   python3 scripts/faults/run_failover.py
+  python3 scripts/faults/run_pgbouncer.py
   python3 scripts/contract/run_schemathesis.py
   python3 scripts/contract/run_generated_client.py
 fi

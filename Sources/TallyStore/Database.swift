@@ -54,17 +54,24 @@ public struct DatabaseLocation: Sendable, Equatable {
 
     /// One connection's settings. Every statement is bounded, so that a stuck lock can never
     /// hold a request forever.
-    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// Behind a transaction pooler only `application_name` is sent (PgBouncer refuses the others);
+    /// `Database.transaction` sets the timeouts for each transaction instead.
+    public func connectionConfiguration(pooler: DatabasePool.Pooler = .none) throws -> PostgresConnection.Configuration {
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database,
             tls: requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
         )
-        configuration.options.additionalStartupParameters = [
-            ("statement_timeout", "\(Database.statementTimeoutMilliseconds)"),
-            ("lock_timeout", "\(Database.lockTimeoutMilliseconds)"),
-            ("idle_in_transaction_session_timeout", "60000"),
-            ("application_name", "tally"),
-        ]
+        switch pooler {
+        case .none:
+            configuration.options.additionalStartupParameters = [
+                ("statement_timeout", "\(Database.statementTimeoutMilliseconds)"),
+                ("lock_timeout", "\(Database.lockTimeoutMilliseconds)"),
+                ("idle_in_transaction_session_timeout", "60000"),
+                ("application_name", "tally"),
+            ]
+        case .transaction:
+            configuration.options.additionalStartupParameters = [("application_name", "tally")]
+        }
         return configuration
     }
 }
@@ -91,6 +98,13 @@ public struct Database: Sendable {
     ) async throws -> Result {
         try await pool.withConnection { connection in
             try await connection.query(isolation.beginStatement, logger: logger)
+            if pool.settings.pooler == .transaction {
+                // No startup parameters through the pooler: the bounds hold for this transaction.
+                try await connection.query("""
+                    SELECT set_config('statement_timeout', \("\(Self.statementTimeoutMilliseconds)"), true),
+                           set_config('lock_timeout', \("\(Self.lockTimeoutMilliseconds)"), true)
+                    """, logger: logger)
+            }
             let result: Result
             do {
                 result = try await body(connection)

@@ -13,6 +13,9 @@ import Synchronization
 /// write happen in one turn of the loop: the channel cannot close in between.
 public struct DatabaseConnection: Sendable {
     let base: PostgresConnection
+    /// Behind a transaction pooler a named prepared statement may not exist on the next
+    /// transaction's server connection: statements are then sent unnamed, parsed each time.
+    var unnamedStatements = false
 
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
@@ -24,7 +27,9 @@ public struct DatabaseConnection: Sendable {
         _ statement: Statement, logger: Logger, file: String = #fileID, line: Int = #line
     ) async throws -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row> {
         guard !base.isClosed else { throw DatabaseUnavailable(.connectionLost) }
-        return try await base.execute(statement, logger: logger, file: file, line: line)
+        guard unnamedStatements else { return try await base.execute(statement, logger: logger, file: file, line: line) }
+        let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
+        return try await base.query(query, logger: logger, file: file, line: line).map { try statement.decodeRow($0) }
     }
 }
 

@@ -28,10 +28,21 @@ public final class DatabasePool: Sendable {
         public var leaseTimeout: TimeAmount = .seconds(5)
         public var holdLimit: TimeAmount = .milliseconds(Int64(Database.statementTimeoutMilliseconds) + 5000)
         public var probeInterval: Duration = .milliseconds(250)
+        /// What sits between Tally and PostgreSQL (`TALLY_DATABASE_POOLER`).
+        public var pooler: Pooler = .none
 
-        public init(maximumConnections: Int) {
+        public init(maximumConnections: Int, pooler: Pooler = .none) {
             self.maximumConnections = max(1, maximumConnections)
+            self.pooler = pooler
         }
+    }
+
+    /// `transaction`: PgBouncer in transaction pooling. Each transaction may run on another server
+    /// connection, so nothing may outlive one: no startup parameters (PgBouncer refuses them; the
+    /// timeouts are set per transaction), no named prepared statements, no session advisory locks.
+    public enum Pooler: String, Sendable {
+        case none
+        case transaction
     }
 
     public enum Health: Sendable, Equatable {
@@ -76,8 +87,9 @@ public final class DatabasePool: Sendable {
         self.logger = logger
     }
 
-    public convenience init(location: DatabaseLocation, maximumConnections: Int, logger: Logger) throws {
-        self.init(configuration: try location.connectionConfiguration(), settings: Settings(maximumConnections: maximumConnections), logger: logger)
+    public convenience init(location: DatabaseLocation, maximumConnections: Int, pooler: Pooler = .none, logger: Logger) throws {
+        self.init(configuration: try location.connectionConfiguration(pooler: pooler),
+                  settings: Settings(maximumConnections: maximumConnections, pooler: pooler), logger: logger)
     }
 
     /// `.up` until a connect fails; `.down` until a probe connects again.
@@ -103,7 +115,7 @@ public final class DatabasePool: Sendable {
         }
         do {
             let result = try await withTaskExecutorPreference(pooled.executor) {
-                try await body(DatabaseConnection(base: connection))
+                try await body(DatabaseConnection(base: connection, unnamedStatements: settings.pooler == .transaction))
             }
             watchdog.cancel()
             release(pooled, reusable: true)

@@ -75,7 +75,23 @@ public struct MigrationRunner: Sendable {
     /// Returns the versions applied by this call.
     @discardableResult
     public func apply(_ migrations: [Migration]) async throws -> [Int] {
-        try await pool.withConnection { connection in
+        if pool.settings.pooler == .transaction {
+            // Through a transaction pooler a session lock would not hold across transactions: one
+            // transaction takes a transaction-level lock and applies everything.
+            return try await pool.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    try await connection.query("SELECT pg_advisory_xact_lock(\(Self.advisoryLockKey))", logger: logger)
+                    let applied = try await applyLocked(migrations, on: connection, inTransaction: true)
+                    try await connection.query("COMMIT", logger: logger)
+                    return applied
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        }
+        return try await pool.withConnection { connection in
             try await connection.query("SELECT pg_advisory_lock(\(Self.advisoryLockKey))", logger: logger)
             do {
                 let applied = try await applyLocked(migrations, on: connection)
@@ -88,7 +104,7 @@ public struct MigrationRunner: Sendable {
         }
     }
 
-    private func applyLocked(_ migrations: [Migration], on connection: DatabaseConnection) async throws -> [Int] {
+    private func applyLocked(_ migrations: [Migration], on connection: DatabaseConnection, inTransaction: Bool = false) async throws -> [Int] {
         // The bookkeeping table is the one table the runner creates itself, once, under the lock.
         let exists = try await connection.query(
             "SELECT to_regclass('public.schema_migrations') IS NOT NULL", logger: logger
@@ -121,7 +137,7 @@ public struct MigrationRunner: Sendable {
                 }
                 continue
             }
-            try await connection.query("BEGIN", logger: logger)
+            if !inTransaction { try await connection.query("BEGIN", logger: logger) }
             do {
                 for statement in SQLScript.statements(migration.sql) {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
@@ -130,9 +146,9 @@ public struct MigrationRunner: Sendable {
                     INSERT INTO schema_migrations (version, name, checksum)
                     VALUES (\(migration.version), \(migration.name), \(migration.checksum))
                     """, logger: logger)
-                try await connection.query("COMMIT", logger: logger)
+                if !inTransaction { try await connection.query("COMMIT", logger: logger) }
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                if !inTransaction { _ = try? await connection.query("ROLLBACK", logger: logger) }
                 throw error
             }
             logger.info("migration applied", metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"])

@@ -14,6 +14,18 @@ struct TallyEnvironment {
     let variables = ProcessInfo.processInfo.environment
 
     var databaseURL: String? { nonEmpty("DATABASE_URL") }
+    /// `transaction` behind PgBouncer in transaction pooling; `none` (default) for a direct connection.
+    var pooler: DatabasePool.Pooler {
+        get throws {
+            guard let text = nonEmpty("TALLY_DATABASE_POOLER") else { return .none }
+            guard let pooler = DatabasePool.Pooler(rawValue: text.lowercased()) else {
+                throw CommandFailure("TALLY_DATABASE_POOLER must be none or transaction, not '\(text)'")
+            }
+            return pooler
+        }
+    }
+    /// A direct connection for the migrations (a session advisory lock), when DATABASE_URL is a pooler.
+    var migrationDatabaseURL: String? { nonEmpty("TALLY_MIGRATION_DATABASE_URL") }
     var platformKey: String? { nonEmpty("TALLY_PLATFORM_KEY") }
     var host: String { nonEmpty("TALLY_HOST") ?? "127.0.0.1" }
     var port: Int { nonEmpty("TALLY_PORT").flatMap(Int.init) ?? 8080 }
@@ -82,12 +94,14 @@ struct DatabaseSession {
     /// Runs `body` with a connection pool, then closes it. An unreachable database fails the
     /// command within seconds with one line naming it (what a cron's log needs), not a pool's
     /// retries until a deadline.
-    func withPool<T: Sendable>(logger: Logger, maximumConnections: Int = 10, deadlineSeconds: Int = 60,
+    func withPool<T: Sendable>(logger: Logger, maximumConnections: Int = 10, deadlineSeconds: Int = 60, pooler: DatabasePool.Pooler = .none,
+                               location override: DatabaseLocation? = nil,
                                _ body: @escaping @Sendable (DatabasePool) async throws -> T) async throws -> T {
         // The pool's own outage log line would be a second line for the same failure.
         var poolLogger = logger
         poolLogger.logLevel = .critical
-        let pool = try DatabasePool(location: location, maximumConnections: maximumConnections, logger: poolLogger)
+        let location = override ?? self.location
+        let pool = try DatabasePool(location: location, maximumConnections: maximumConnections, pooler: pooler, logger: poolLogger)
         do {
             let result = try await withDeadline(seconds: deadlineSeconds, "the database command") { try await body(pool) }
             await pool.close()

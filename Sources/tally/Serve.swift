@@ -33,7 +33,12 @@ struct Serve: AsyncParsableCommand {
         defer { session.close(logger: logger) }
         logger.info("database", metadata: ["db.url": "\(session.location.redacted)", "db.embedded": "\(session.embedded != nil)"])
 
-        let pool = try DatabasePool(location: session.location, maximumConnections: connections, logger: logger)
+        let pooler = try environment.pooler
+        let pool = try DatabasePool(location: session.location, maximumConnections: connections, pooler: pooler, logger: logger)
+        // Migrations take a session lock: straight to PostgreSQL when TALLY_MIGRATION_DATABASE_URL says where.
+        let migrationPool = try environment.migrationDatabaseURL.map {
+            try DatabasePool(location: try DatabaseLocation(url: $0), maximumConnections: 2, logger: logger)
+        } ?? pool
         let clock = SystemWallClock()
         let stores = Stores(database: Database(pool: pool, logger: logger))
         // The background jobs wait for the migrations: on a first start their tables do not exist yet.
@@ -59,7 +64,8 @@ struct Serve: AsyncParsableCommand {
             backgroundServices: [background], logger: logger,
             // Migrations run before the server listens and before the background jobs start.
             beforeServerStarts: {
-                try await Self.applyMigrations(migrations, pool: pool, logger: logger)
+                try await Self.applyMigrations(migrations, pool: migrationPool, logger: logger)
+                if migrationPool !== pool { await migrationPool.close() }
                 migrationsDone.yield()
                 migrationsDone.finish()
                 if let catalogFile, try await services.stores.catalog.isEmpty() {
