@@ -43,6 +43,10 @@ extension Request {
         } catch {
             throw TallyError(.malformedRequest, code: "malformed_json", detail: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
         }
+        // Every body Tally takes is a JSON object; an empty struct's decoder would accept anything.
+        guard case .object = document else {
+            throw TallyError.validation("The body must be a JSON object.", field: "body")
+        }
         // Checked here, once for every body: text the database cannot store is the client's 422.
         if let field = document.firstUnstorableText() {
             throw TallyError.unstorableText(field: field)

@@ -82,6 +82,15 @@ import TallyTestSupport
                 """#)
             #expect(rateWithoutOverage.status == 422)
             #expect(rateWithoutOverage["field"] == "overage.rate_per_credit")
+            // A body that is not an object, on an endpoint whose body is optional: 422, nothing released.
+            try await server.grant(org, "10")
+            let hold = try await server.request(.POST, "/v1/orgs/\(org)/reservations", key: server.platformKey,
+                                                json: #"{"credits": "2"}"#, headers: [("Idempotency-Key", "h")])
+            let release = try await server.request(.POST, "/v1/orgs/\(org)/reservations/\(hold["id"] ?? "")/release",
+                                                   key: server.platformKey, json: #""""#)
+            #expect(release.status == 422)
+            #expect(release["field"] == "body")
+            #expect(try await server.available(org) == Credits(8))
         }
     }
 
