@@ -90,6 +90,10 @@ import TallyTestSupport
                                                    key: server.platformKey, json: #""""#)
             #expect(release.status == 422)
             #expect(release["field"] == "body")
+            let withMembers = try await server.request(.POST, "/v1/orgs/\(org)/reservations/\(hold["id"] ?? "")/release",
+                                                       key: server.platformKey, json: #"{"reason": "x"}"#)
+            #expect(withMembers.status == 422)
+            #expect(withMembers["field"] == "reason")
             #expect(try await server.available(org) == Credits(8))
         }
     }

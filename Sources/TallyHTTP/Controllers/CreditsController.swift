@@ -177,7 +177,23 @@ struct CreditsController {
     }
 }
 
-struct EmptyBody: Decodable {}
+/// A body with no fields: `{}` or none. Any member is refused by name (a synthesized decoder of
+/// an empty struct would never look at the object, and so accept anything).
+struct EmptyBody: Decodable {
+    private struct AnyKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        if let key = container.allKeys.first {
+            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "Unknown field: this request takes none.")
+        }
+    }
+}
 
 struct BalanceResponse: Encodable {
     let available: Credits
