@@ -18,6 +18,13 @@ extension TestServer {
         return (id, secret)
     }
 
+    /// One `credits.expired` event for `org`: five credits granted on `day` (YYYY-MM-DD) to expire a
+    /// second after its midnight, and the expiry job run a day later.
+    func expireFiveCredits(_ org: String, on day: String) async throws {
+        try await grant(org, "5", expiresAt: "\(day)T00:00:01Z")
+        _ = try await stores.expiry.expireDue(.realClock, until: try Instant(rfc3339: "\(day)T00:00:00Z").adding(days: 1))
+    }
+
     /// Runs the webhook deliverer over this server's database with `clock`; organisations'
     /// endpoints may reach private addresses only when `allowPrivateTargets`.
     func deliver(clock: any WallClock, allowPrivateTargets: Bool = false) async throws -> Int {
@@ -72,8 +79,7 @@ extension TestServer {
             try await TestServer.run(clock: clock) { server in
                 let org = try await server.createOrg()
                 let endpoint = try await server.createEndpoint(url: url, events: #"["credits.expired"]"#, org: org)
-                try await server.grant(org, "5", expiresAt: "2026-06-01T00:00:01Z")
-                _ = try await server.stores.expiry.expireDue(.realClock, until: try Instant(rfc3339: "2026-06-02T00:00:00Z"))
+                try await server.expireFiveCredits(org, on: "2026-06-01")
                 #expect(try await server.deliver(clock: clock) == 1)       // fails, retry in 30 s
                 #expect(try await server.deliver(clock: clock) == 0)       // not due yet
                 for wait in [30, 60, 120] as [Int64] {
@@ -102,8 +108,7 @@ extension TestServer {
         try await TestServer.run(clock: clock) { server in
             let org = try await server.createOrg()
             _ = try await server.createEndpoint(url: "http://127.0.0.1:9/hooks", org: org)
-            try await server.grant(org, "5", expiresAt: "2026-06-01T00:00:01Z")
-            _ = try await server.stores.expiry.expireDue(.realClock, until: try Instant(rfc3339: "2026-06-02T00:00:00Z"))
+            try await server.expireFiveCredits(org, on: "2026-06-01")
             // A worker claims the delivery and dies before sending it.
             let claimed = try await server.stores.webhooks.claimDue(at: clock.now(), limit: 10)
             #expect(claimed.count == 1)

@@ -62,8 +62,7 @@ import TallyTestSupport
         try await TestServer.run(clock: clock) { server in
             let org = try await server.createOrg()
             _ = try await server.createEndpoint(url: "http://127.0.0.1:9/never", events: #"["credits.expired"]"#, org: org)
-            try await server.grant(org, "5", expiresAt: "2026-01-01T00:00:01Z")
-            _ = try await server.stores.expiry.expireDue(.realClock, until: try Instant(rfc3339: "2026-01-02T00:00:00Z"))
+            try await server.expireFiveCredits(org, on: "2026-01-01")
             let report = try await server.stores.retention.purge(RetentionPolicy(), at: try Instant(rfc3339: "2027-01-01T00:00:00Z"))
             #expect(report.events == 0 && report.webhookDeliveries == 0)
             #expect(try await server.count("events") == 1)

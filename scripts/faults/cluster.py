@@ -143,6 +143,37 @@ class Tally:
             return f.read().decode("utf-8", "replace")
 
 
+failures = []
+
+
+def check(condition, message):
+    """Records a failed check (the suite exits 1 at its end) and says so at once."""
+    if not condition:
+        failures.append(message)
+        print(f"  FAIL: {message}", flush=True)
+
+
+def lost_and_doubled(cluster, spends):
+    """(acknowledged spends, ids acknowledged but not stored, usage entries stored that nobody was answered)."""
+    acked = [s for s in spends if s.entry_id]
+    stored = set(cluster.sql("SELECT entry_id FROM ledger_entries WHERE type = 'usage'"))
+    acked_ids = set(s.entry_id for s in acked)
+    return acked, acked_ids - stored, len(stored) - len(stored & acked_ids)
+
+
+def replays_that_differ(port, key, spends):
+    """Sends each spend again with its key; how many answers differ from the first (or fail)."""
+    differ = 0
+    for spend in spends:
+        try:
+            status, _, body, _ = request(port, "POST", f"/v1/orgs/{spend.org}/usage", body=spend.body, key=key,
+                                         headers={"Idempotency-Key": spend.key})
+        except OSError:
+            status, body = 0, None
+        differ += status != 201 or body != spend.answer
+    return differ
+
+
 def organisations_with_credits(tally, count, label):
     """`count` organisations, each granted ten million credits; their ids."""
     orgs = []

@@ -9,16 +9,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, Tally, organisations_with_credits, request  # noqa: E402
+from cluster import Cluster, Tally, check, failures, lost_and_doubled, organisations_with_credits, replays_that_differ  # noqa: E402
 from load import Load  # noqa: E402
 
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print(f"  FAIL: {message}", flush=True)
 
 
 def main():
@@ -72,18 +65,10 @@ def main():
         back = (min(load.first_success_after.values()) - crashed) if load.first_success_after else None
         check(not unsettled, f"{len(unsettled)} spend(s) never acknowledged after the failover")
 
-        acked = [s for s in load.spends if s.entry_id]
-        stored = set(standby.sql("SELECT entry_id FROM ledger_entries WHERE type = 'usage'"))
-        acked_ids = set(s.entry_id for s in acked)
-        lost = acked_ids - stored
-        doubled = len(stored) - len(stored & acked_ids)
+        acked, lost, doubled = lost_and_doubled(standby, load.spends)
         check(not lost, f"{len(lost)} acknowledged spend(s) lost in the failover")
         check(doubled == 0, f"{doubled} spend(s) stored twice")
-        replay_bad = 0
-        for spend in [s for s in acked if s.failed_attempts] + acked[-100:]:
-            status, _, body, _ = request(moved.port, "POST", f"/v1/orgs/{spend.org}/usage", body=spend.body,
-                                         key=key, headers={"Idempotency-Key": spend.key})
-            replay_bad += status != 201 or body != spend.answer
+        replay_bad = replays_that_differ(moved.port, key, [s for s in acked if s.failed_attempts] + acked[-100:])
         check(replay_bad == 0, f"{replay_bad} replay(s) differ after the failover")
         result, _ = moved.command("verify")
         check(result.returncode == 0, f"tally verify is clean on the new primary (rc {result.returncode})")

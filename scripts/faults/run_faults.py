@@ -14,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, Tally, organisations_with_credits, request  # noqa: E402
+from cluster import Cluster, Tally, check, failures, lost_and_doubled, organisations_with_credits, replays_that_differ, request  # noqa: E402
 from load import Load  # noqa: E402
 
 OUTAGE_SECONDS = float(os.environ.get("TALLY_FAULTS_OUTAGE_SECONDS", "10"))
@@ -22,14 +22,7 @@ FAST_ANSWER = 2.0     # every answer while the database is away
 RECOVERY_LIMIT = 5.0  # from the database's return to a 201 for every organisation
 SHUTDOWN_LIMIT = 22.0 # SIGTERM drains for at most 20 s
 
-failures = []
 rows = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print(f"  FAIL: {message}", flush=True)
 
 
 def probe(*args, **kwargs):
@@ -153,22 +146,12 @@ def run(cluster, tally):
     unsettled = load.settle()
     check(not unsettled, f"{len(unsettled)} spend(s) never acknowledged after the faults")
     check(not load.unexpected, f"unexpected answers: {load.unexpected[:3]}")
-    acked = [s for s in load.spends if s.entry_id]
+    acked, lost, doubled = lost_and_doubled(cluster, load.spends)
     retried = [s for s in acked if s.failed_attempts > 0]
 
     # Every acknowledged spend replays its first answer; one whose first try failed is done once.
-    replay_bad = 0
-    for spend in retried + acked[:200]:
-        status, headers, body, _ = probe(tally.port, "POST", f"/v1/orgs/{spend.org}/usage", body=spend.body,
-                                           key=key, headers={"Idempotency-Key": spend.key})
-        if status != 201 or body != spend.answer:
-            replay_bad += 1
+    replay_bad = replays_that_differ(tally.port, key, retried + acked[:200])
     check(replay_bad == 0, f"{replay_bad} replay(s) differ from the first answer")
-
-    stored = set(cluster.sql("SELECT entry_id FROM ledger_entries WHERE type = 'usage'"))
-    acked_ids = set(s.entry_id for s in acked)
-    lost = acked_ids - stored
-    doubled = len(stored) - len(stored & acked_ids)
     check(not lost, f"{len(lost)} acknowledged spend(s) lost")
     check(doubled == 0, f"{doubled} spend(s) stored that no client was answered (doubled)")
 

@@ -16,15 +16,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import AS_PG, Cluster, Tally, free_port, request  # noqa: E402
+from cluster import AS_PG, Cluster, Tally, check, failures, free_port, request  # noqa: E402
 
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print(f"  FAIL: {message}", flush=True)
 
 
 def start_pgbouncer(cluster):
