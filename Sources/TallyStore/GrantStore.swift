@@ -21,8 +21,14 @@ public struct GrantRequest: Sendable {
         self.reason = reason
     }
 
-    /// Checks what only the time of the request can tell: a grant must be spendable at some point.
+    /// Checks the source (plan, rollover and purchase buckets belong to a subscription or an
+    /// invoice, never to a bare grant) and what only the time of the request can tell: a grant
+    /// must be spendable at some point.
     public func validate(at now: Instant) throws(TallyError) {
+        guard BucketSource.grantable.contains(source) else {
+            let names = BucketSource.grantable.map(\.rawValue).joined(separator: ", ")
+            throw TallyError.validation("source must be one of \(names).", field: "source")
+        }
         if let priority, !(0...1000).contains(priority) {
             throw TallyError.validation("priority must be between 0 and 1000.", field: "priority")
         }

@@ -95,6 +95,17 @@ import TallyTestSupport
             #expect(withMembers.status == 422)
             #expect(withMembers["field"] == "reason")
             #expect(try await server.available(org) == Credits(8))
+            // Plan, rollover and purchase buckets belong to a subscription or an invoice: a bare
+            // grant of them is 422 naming the field (a 500 from the database's check before).
+            let entries = try await server.ledgerCount(org)
+            for source in ["plan_allocation", "rollover", "purchase"] {
+                let grant = try await server.request(.POST, "/v1/orgs/\(org)/grants", key: server.platformKey,
+                                                     json: #"{"credits": "1", "source": "\#(source)"}"#, headers: [("Idempotency-Key", source)])
+                #expect(grant.status == 422, "\(source): \(grant.text)")
+                #expect(grant["field"] == "source")
+            }
+            #expect(try await server.ledgerCount(org) == entries)
+            #expect(try await server.available(org) == Credits(8))
         }
     }
 

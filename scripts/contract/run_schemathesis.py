@@ -109,6 +109,12 @@ def main():
     print(f"schemathesis: {generated.group(1) if generated else '?'} cases generated, seed {SEED}, "
           f"exit {result.returncode}, {elapsed:.0f} s in all (server log: {stack.tally.log_path})")
     if result.returncode != 0:
+        # The server's own account of each 500: the log is gone with the CI machine.
+        with open(stack.tally.log_path, errors="replace") as log:
+            errors = [line.rstrip() for line in log if '"level":"error"' in line or " error " in line]
+        if errors:
+            print(f"server log, last {min(len(errors), 20)} of {len(errors)} error lines:")
+            print("\n".join(errors[-20:]))
         print("0 passed, 1 failed: schemathesis contract suite")
         return 1
     print("1 passed, 0 failed: schemathesis contract suite")
