@@ -59,9 +59,15 @@ public struct Plan: Sendable, Equatable {
 
     public var isFree: Bool { price.isZero }
 
-    /// Price / credits per period to 4 places ($250 / 4,570 = 0.0547); nil without an allocation.
+    /// Price / credits per period to 4 places ($250 / 4,570 = 0.0547); on a pay-as-you-go plan
+    /// (no allocation) the per-credit price it sells at; nil when it has neither.
     public var costPerCredit: Money? {
-        price.perCredit(of: creditsPerPeriod, decimalPlaces: 4, .halfAwayFromZero)
+        Plan.costPerCredit(price: price, creditsPerPeriod: creditsPerPeriod, creditPrice: creditPrice)
+    }
+
+    /// The one rule for what a credit costs on a plan, shared by the catalog and an organisation's live period.
+    public static func costPerCredit(price: Money, creditsPerPeriod: Credits, creditPrice: Money?) -> Money? {
+        price.perCredit(of: creditsPerPeriod, decimalPlaces: 4, .halfAwayFromZero) ?? creditPrice
     }
 
     public func validate() throws(TallyError) {

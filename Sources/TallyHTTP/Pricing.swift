@@ -3,13 +3,14 @@ import TallyJSON
 import TallyStore
 
 extension AppServices {
-    /// What a usage or hold request costs. Raw `credits` are for the platform key only: an
-    /// organisation's own keys spend through priced operations.
-    func price(_ body: UsageBody, scope: OrgScope) async throws -> SpendRequest {
+    /// What a usage or hold request costs. Raw `credits` are spent by the platform key only: an
+    /// organisation's own keys spend through priced operations. Any key may hold raw credits
+    /// (`isHold`): a hold is an estimate, and its commit spends what the work really cost.
+    func price(_ body: UsageBody, scope: OrgScope, isHold: Bool = false) async throws -> SpendRequest {
         var details = try body.details()
         switch (body.credits, body.operation) {
         case (let credits?, nil):
-            guard scope.caller.role == .platform else {
+            guard isHold || scope.caller.role == .platform else {
                 throw TallyError.forbidden("Raw credits may only be spent with the platform key; spend through an operation.")
             }
             try Validate.positive(credits)

@@ -64,7 +64,8 @@ extension Database {
             do {
                 outcome = .success(try await body(connection))
             } catch let error as TallyError {
-                guard claim != nil else { throw error }
+                // A transient failure (503) stores nothing: the retry does the work.
+                guard claim != nil, error.kind != .unavailable else { throw error }
                 outcome = .failure(error)
             }
             switch outcome {
@@ -86,6 +87,49 @@ extension Database {
                 return StoredResponse(status: status, body: bytes, replayed: false)
             }
         }
+    }
+
+    /// Runs a use case that writes with its own statements (subscribe, change, cancel) in one
+    /// transaction, exactly once per idempotency key. A `TallyError` from `body` rolls back to a
+    /// savepoint taken after the claim and is recorded as the answer, as in `idempotentTransaction`.
+    /// Returns the answer and, when this request did the work, its value.
+    func idempotentWork<Value: Sendable>(
+        orgID: UUID,
+        claim: IdempotencyClaim?,
+        at now: Instant,
+        render: ResponseRenderer<Value>,
+        _ body: (DatabaseConnection) async throws -> Value
+    ) async throws -> (StoredResponse, Value?) {
+        try await transaction { connection in
+            guard let claim else {
+                let value = try await body(connection)
+                let (status, bytes) = try render(.success(value))
+                return (StoredResponse(status: status, body: bytes, replayed: false), value)
+            }
+            if let replay = try await self.claimKey(claim, orgID: orgID, at: now, on: connection) {
+                return (replay, nil)
+            }
+            try await connection.query("SAVEPOINT work", logger: logger)
+            let value: Value
+            do {
+                value = try await body(connection)
+            } catch let error as TallyError where error.kind != .unavailable {
+                try await connection.query("ROLLBACK TO SAVEPOINT work", logger: logger)
+                let (status, bytes) = try render(.failure(error))
+                try await record(claim, orgID: orgID, status: status, bytes: bytes, on: connection)
+                return (StoredResponse(status: status, body: bytes, replayed: false), nil)
+            }
+            let (status, bytes) = try render(.success(value))
+            try await record(claim, orgID: orgID, status: status, bytes: bytes, on: connection)
+            return (StoredResponse(status: status, body: bytes, replayed: false), value)
+        }
+    }
+
+    /// Stores (or, for work finished after the transaction, replaces) the answer under a key.
+    func record(_ claim: IdempotencyClaim, orgID: UUID, status: Int, bytes: [UInt8], on connection: DatabaseConnection) async throws {
+        var sql = BoundSQL()
+        let text = Self.recordResponse(claim, orgID: orgID, status: status, bytes: bytes, sql: &sql)
+        try await connection.query(sql.query(text), logger: logger)
     }
 
     /// Claims the key, or returns the stored response of the request that claimed it first.

@@ -117,7 +117,7 @@ struct OrgContextStatement: PostgresPreparedStatement {
                o.last_auto_topup_at, o.alert_thresholds_percent,
                s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
                p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text,
-               k.request_hash, k.status_code, k.response_body
+               k.request_hash, k.status_code, k.response_body, p.credit_price
         FROM orgs o
         LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
         LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
@@ -154,7 +154,9 @@ struct OrgContextStatement: PostgresPreparedStatement {
             let price = try c[23].decode(MoneyMicros.self).money(currency)
             period = LivePeriod(subscriptionID: subscriptionID, planCode: try c[17].decode(String.self), planName: try c[18].decode(String.self),
                                 start: try c[15].decode(Instant.self), end: try c[16].decode(Instant.self), allocation: allocation,
-                                overageRate: overageRate, costPerCredit: price.perCredit(of: allocation, decimalPlaces: 4, .halfAwayFromZero))
+                                overageRate: overageRate,
+                                costPerCredit: Plan.costPerCredit(price: price, creditsPerPeriod: allocation,
+                                                                  creditPrice: try c[29].decode(MoneyMicros?.self)?.money(currency)))
             if let text = try c[25].decode(String?.self), case .object(let members) = try JSONParser.parse(Array(text.utf8)) {
                 for (code, value) in members { rates[code] = try CatalogJSON.credits(value) }
             }

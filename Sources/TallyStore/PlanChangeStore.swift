@@ -36,22 +36,25 @@ extension SubscriptionStore {
     /// An admin's plan change: now, or at the end of the period (applied by renewal; a later
     /// change replaces it). A preview runs the very same transaction and rolls it back, so what
     /// it shows is exactly what the change would do.
-    public func change(orgID: UUID, _ request: PlanChangeRequest, at now: Instant) async throws -> PlanChangeOutcome {
+    /// Exactly once per idempotency key; a preview writes nothing, not even its key.
+    public func change(orgID: UUID, _ request: PlanChangeRequest, at now: Instant,
+                       claim: IdempotencyClaim? = nil, render: ResponseRenderer<PlanChangeOutcome>) async throws -> StoredResponse {
         guard let plan = try await catalog.plan(request.planCode) else {
             throw TallyError.validation("There is no plan '\(request.planCode)'.", field: "plan")
         }
         struct Preview: Error { let outcome: PlanChangeOutcome }
         do {
-            return try await database.transaction { connection in
+            return try await database.idempotentWork(orgID: orgID, claim: request.preview ? nil : claim, at: now, render: render) { connection in
                 let outcome = switch request.effective {
                 case .immediate: try await changeNow(orgID: orgID, to: plan, at: now, preview: request.preview, on: connection)
                 case .periodEnd: try await schedule(orgID: orgID, to: plan, at: now, preview: request.preview, on: connection)
                 }
                 if request.preview { throw Preview(outcome: outcome) }
                 return outcome
-            }
+            }.0
         } catch let preview as Preview {
-            return preview.outcome
+            let (status, bytes) = try render(.success(preview.outcome))
+            return StoredResponse(status: status, body: bytes, replayed: false)
         }
     }
 

@@ -10,6 +10,13 @@ public struct MonthUsage: Sendable, Equatable {
     public let current: Bool
 }
 
+/// One operation's usage in one month.
+public struct OperationUsage: Sendable, Equatable {
+    public let operation: String?
+    public let creditsUsed: Credits
+    public let transactions: Int64
+}
+
 /// Reports over usage: the monthly summary (from the maintained rollup) and exports (keyset
 /// pages of the usage index, so that an export of any size holds one page at a time).
 public struct ReportStore: Sendable {
@@ -35,6 +42,39 @@ public struct ReportStore: Sendable {
             let (credits, transactions) = found[month] ?? (.zero, 0)
             return MonthUsage(month: month, creditsUsed: credits, transactions: transactions, current: offset == 0)
         }
+    }
+
+    /// Usage per operation in each month from `oldest` through `newest` (seed 004 "features
+    /// used"), net of reversals in the month of the usage they reverse, as the rollup counts it.
+    /// Read from the ledger: a report for a handful of months, not a per-spend path. Raw-credit
+    /// spends have no operation (nil).
+    public func operationUsage(orgID: UUID, timezone: String, oldest: CalendarMonth, newest: CalendarMonth) async throws -> [CalendarMonth: [OperationUsage]] {
+        let rows = try await database.pool.query("""
+            WITH bounds AS (
+                SELECT (\(oldest)::date::timestamp AT TIME ZONE \(timezone)) AS low,
+                       ((\(newest)::date + interval '1 month')::timestamp AT TIME ZONE \(timezone)) AS high
+            )
+            SELECT month, operation, sum(credits_used), sum(transactions)::bigint FROM (
+                SELECT date_trunc('month', u.created_at AT TIME ZONE \(timezone))::date AS month, u.operation,
+                       -u.credits + u.overage_credits AS credits_used, 1 AS transactions
+                FROM ledger_entries u, bounds
+                WHERE u.org_id = \(orgID) AND u.type = 'usage' AND u.created_at >= bounds.low AND u.created_at < bounds.high
+                UNION ALL
+                SELECT date_trunc('month', u.created_at AT TIME ZONE \(timezone))::date, u.operation,
+                       -(r.credits - r.overage_credits), 0
+                FROM ledger_entries r
+                JOIN ledger_entries u ON u.org_id = r.org_id AND u.entry_id = r.related_entry_id, bounds
+                WHERE r.org_id = \(orgID) AND r.type = 'reversal' AND u.created_at >= bounds.low AND u.created_at < bounds.high
+            ) AS usage
+            GROUP BY month, operation
+            ORDER BY month, sum(credits_used) DESC, operation NULLS LAST
+            """, logger: database.logger).collect()
+        var months: [CalendarMonth: [OperationUsage]] = [:]
+        for row in rows {
+            let (month, operation, credits, transactions) = try row.decode((CalendarMonth, String?, Credits, Int64).self)
+            months[month, default: []].append(OperationUsage(operation: operation, creditsUsed: credits, transactions: transactions))
+        }
+        return months
     }
 
     /// Where an export page ends: the next page starts after it.

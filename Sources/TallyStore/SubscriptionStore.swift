@@ -33,14 +33,16 @@ public struct SubscriptionStore: Sendable {
 
     /// Starts a subscription at `startAt` (default now; never in the future): grants the first
     /// period's credits, issues its invoice and sets the period. A start in the past is caught up.
-    public func subscribe(orgID: UUID, planCode: String, startAt: Instant?, at now: Instant) async throws -> Started {
+    /// Exactly once per idempotency key: a retry replays the first answer (not `subscription_exists`).
+    public func subscribe(orgID: UUID, planCode: String, startAt: Instant?, at now: Instant,
+                          claim: IdempotencyClaim? = nil, render: @escaping ResponseRenderer<Started>) async throws -> StoredResponse {
         guard let plan = try await catalog.plan(planCode) else {
             throw TallyError.validation("There is no plan '\(planCode)'.", field: "plan")
         }
         let start = startAt ?? now
         guard start <= now else { throw TallyError.validation("start_at must not be in the future.", field: "start_at") }
         guard start >= now.adding(days: -366) else { throw TallyError.validation("start_at may be at most a year in the past.", field: "start_at") }
-        let started: Started = try await database.transaction { connection in
+        let (answer, value) = try await database.idempotentWork(orgID: orgID, claim: claim, at: now, render: render) { connection in
             let timezone = try await Self.timezone(orgID: orgID, on: connection, logger: database.logger)
             let period = BillingCalendar(anchor: start, interval: plan.interval, timeZone: timezone).period(0)
             let subscription = Subscription(id: .v7(at: start), orgID: orgID, planCode: plan.code, status: .active, anchor: start,
@@ -66,11 +68,18 @@ public struct SubscriptionStore: Sendable {
             let invoice = try await Self.charge(plan, for: subscription.id, period: period, orgID: orgID, at: start, on: connection, logger: database.logger)
             return Started(subscription: subscription, plan: plan, invoice: invoice)
         }
-        if started.subscription.period.end <= now {
-            try await catchUp(orgID: orgID, until: now)
-            return Started(subscription: try await current(orgID: orgID) ?? started.subscription, plan: started.plan, invoice: started.invoice)
+        // A start in the past: the periods since are renewed in their own transactions, and the
+        // answer (kept under the key too) shows the period the subscription is in now.
+        guard let started = value, started.subscription.period.end <= now else { return answer }
+        try await catchUp(orgID: orgID, until: now)
+        let caughtUp = Started(subscription: try await current(orgID: orgID) ?? started.subscription, plan: started.plan, invoice: started.invoice)
+        let (status, bytes) = try render(.success(caughtUp))
+        if let claim {
+            try await database.pool.withConnection { connection in
+                try await database.record(claim, orgID: orgID, status: status, bytes: bytes, on: connection)
+            }
         }
-        return started
+        return StoredResponse(status: status, body: bytes, replayed: false)
     }
 
     /// The live subscription, else the most recent one.
@@ -95,9 +104,10 @@ public struct SubscriptionStore: Sendable {
     }
 
     /// Cancels at the end of the period (credits usable until then), or now (plan credits
-    /// expire now). Purchased and granted credits stay either way.
-    public func cancel(orgID: UUID, atPeriodEnd: Bool, at now: Instant) async throws -> Subscription {
-        try await database.transaction { connection in
+    /// expire now). Purchased and granted credits stay either way. Exactly once per idempotency key.
+    public func cancel(orgID: UUID, atPeriodEnd: Bool, at now: Instant,
+                       claim: IdempotencyClaim? = nil, render: ResponseRenderer<Subscription>) async throws -> StoredResponse {
+        try await database.idempotentWork(orgID: orgID, claim: claim, at: now, render: render) { connection in
             let subscription = try await Self.lockLive(orgID: orgID, on: connection, logger: database.logger)
             if atPeriodEnd {
                 try await EventOutbox.emit(.subscriptionChanged, data: Self.changed("cancel_scheduled", subscriptionID: subscription.id,
@@ -123,7 +133,7 @@ public struct SubscriptionStore: Sendable {
                 WHERE s.org_id = \(orgID) AND s.subscription_id = \(subscription.id) RETURNING \(unescaped: Self.columns)
                 """, logger: database.logger).collect()
             return try Self.decode(rows[0])
-        }
+        }.0
     }
 
     // MARK: Shared pieces

@@ -116,7 +116,7 @@ struct CreditsController {
         let body = try StrictJSONDecoder.decode(ReservationBody.self, from: json)
         // The key first, as for a spend: a missing key is the answer whatever the body prices to.
         let claim = try Idempotency.claim(request, body: json, required: true)
-        let spend = try await services.price(body.usage, scope: scope)
+        let spend = try await services.price(body.usage, scope: scope, isHold: true)
         let stored = try await services.stores.reservations.hold(
             orgID: scope.org.id, at: scope.now, HoldRequest(credits: spend.credits, ttlSeconds: body.ttlSeconds, usage: spend.usage),
             claim: claim, render: Idempotency.renderer(ReservationResponse.init)
@@ -164,9 +164,10 @@ struct CreditsController {
             guard let value = Int64(text), value > 0 else { throw TallyError.validation("cursor is not valid.", field: "cursor") }
             cursor = value
         }
-        let filter = try LedgerFilterQuery.parse(request)
+        let (filter, reversalsAsRefunds) = try LedgerFilterQuery.parse(request)
         let page = try await services.stores.ledger.entries(orgID: scope.org.id, filter: filter, limit: limit, before: cursor)
-        return try Response.json(ListResponse(data: page.items.map(LedgerEntryDTO.init), nextCursor: page.nextCursor))
+        return try Response.json(ListResponse(data: page.items.map { LedgerEntryDTO($0, reversalsAsRefunds: reversalsAsRefunds) },
+                                              nextCursor: page.nextCursor))
     }
 
     private func reservationParameter(_ context: TallyRequestContext) throws -> UUID {
@@ -243,8 +244,12 @@ struct PeriodUsageDTO: Encodable {
 
 /// `?type=usage,expiry&event_id=&actor=&from=&to=` of ledger listings.
 enum LedgerFilterQuery {
-    static func parse(_ request: Request) throws(TallyError) -> LedgerQueries.EntryFilter {
+    /// The filter, and whether reversals are listed as refunds: purchase history (`purchase_history`
+    /// or `refund`) lists every credit addition, and a reversal returns credits (seed 003), unless
+    /// the caller asked for `reversal` by name.
+    static func parse(_ request: Request) throws(TallyError) -> (LedgerQueries.EntryFilter, reversalsAsRefunds: Bool) {
         var types: [LedgerEntryType]?
+        var reversalsAsRefunds = false
         if let text = request.queryString("type") {
             var parsed: [LedgerEntryType] = []
             for name in text.split(separator: ",") {
@@ -257,11 +262,16 @@ enum LedgerFilterQuery {
                     parsed.append(type)
                 }
             }
+            if parsed.contains(.refund), !parsed.contains(.reversal) {
+                parsed.append(.reversal)
+                reversalsAsRefunds = true
+            }
             types = parsed
         }
         let from = try request.queryInstant("from")
         let to = try request.queryInstant("to")
         if let from, let to, to <= from { throw TallyError.validation("to must be after from.", field: "to") }
-        return LedgerQueries.EntryFilter(types: types, eventID: request.queryString("event_id"), actor: request.queryString("actor"), from: from, to: to)
+        return (LedgerQueries.EntryFilter(types: types, eventID: request.queryString("event_id"), actor: request.queryString("actor"), from: from, to: to),
+                reversalsAsRefunds)
     }
 }

@@ -276,9 +276,10 @@ struct LedgerEntryDTO: Encodable {
         case createdAt = "created_at"
     }
 
-    init(_ entry: LedgerEntry) {
+    /// `reversalsAsRefunds`: in purchase history a reversal is a credit return, listed as `refund` (seed 003).
+    init(_ entry: LedgerEntry, reversalsAsRefunds: Bool = false) {
         id = entry.id
-        type = entry.type
+        type = reversalsAsRefunds && entry.type == .reversal ? .refund : entry.type
         credits = entry.costCredits
         overageCredits = entry.overageCredits
         operation = entry.operation

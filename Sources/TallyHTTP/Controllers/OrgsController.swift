@@ -3,7 +3,7 @@ import Hummingbird
 import TallyCore
 import TallyStore
 
-/// `POST /v1/orgs`, `GET /v1/orgs/{org}`.
+/// `POST /v1/orgs`, `GET /v1/orgs` (find by `external_id`, list), `GET` and `PATCH /v1/orgs/{org}`.
 struct OrgsController {
     let services: AppServices
 
@@ -17,6 +17,31 @@ struct OrgsController {
             case name, timezone
             case externalID = "external_id"
             case testClockID = "test_clock_id"
+        }
+    }
+
+    /// `PATCH /v1/orgs/{org}`: absent members stay; `external_id: null` clears it.
+    struct PatchRequest: Decodable {
+        let name: String?
+        let externalID: SettingsPatch.Field<String>
+        let timezone: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, timezone
+            case externalID = "external_id"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decodeIfPresent(String.self, forKey: .name)
+            externalID = try container.field(String.self, .externalID)
+            timezone = try container.decodeIfPresent(String.self, forKey: .timezone)
+        }
+
+        func patch() throws(TallyError) -> OrganisationPatch {
+            if let name { try Validate.text(name, field: "name") }
+            if case .set(let externalID) = externalID { try Validate.text(externalID, field: "external_id") }
+            return OrganisationPatch(name: name, externalID: externalID, timezone: timezone)
         }
     }
 
@@ -58,9 +83,25 @@ struct OrgsController {
             )
             return try Response.json(OrgResponse(org), status: .created)
         }
+        v1.get("/orgs") { request, context in
+            try context.requirePlatform()
+            let externalID = request.queryString("external_id")
+            if let externalID { try Validate.text(externalID, field: "external_id") }
+            let page = try await services.stores.orgs.list(externalID: externalID, limit: try PageSize.resolve(try request.queryInt("limit")),
+                                                           after: try Cursor.uuid(request.queryString("cursor")))
+            return try Response.json(ListResponse(data: page.items.map(OrgResponse.init), nextCursor: page.nextCursor))
+        }
         v1.get("/orgs/{org}") { _, context in
             let scope = try await services.orgScope(context)
             return try Response.json(OrgResponse(scope.org))
+        }
+        v1.patch("/orgs/{org}") { request, context in
+            let scope = try await services.orgScope(context)
+            try context.requirePlatform()
+            var request = request
+            let patch = try await request.decode(PatchRequest.self, context: context).patch()
+            guard let org = try await services.stores.orgs.update(scope.org.id, patch) else { throw TallyError.notFound("The organisation") }
+            return try Response.json(OrgResponse(org))
         }
     }
 }

@@ -15,11 +15,34 @@ struct ReportsController {
         let creditsUsed: Credits
         let transactions: Int64
         let current: Bool
+        /// Only with `by=operation`.
+        let operations: [OperationDTO]?
 
         enum CodingKeys: String, CodingKey {
             case month
             case creditsUsed = "credits_used"
-            case transactions, current
+            case transactions, current, operations
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(month, forKey: .month)
+            try container.encode(creditsUsed, forKey: .creditsUsed)
+            try container.encode(transactions, forKey: .transactions)
+            try container.encode(current, forKey: .current)
+            if let operations { try container.encode(operations, forKey: .operations) }   // absent without by=operation
+        }
+    }
+
+    struct OperationDTO: Encodable {
+        let operation: String?
+        let creditsUsed: Credits
+        let transactions: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case operation
+            case creditsUsed = "credits_used"
+            case transactions
         }
     }
 
@@ -43,8 +66,20 @@ struct ReportsController {
             guard (1...Self.summaryMonthsMaximum).contains(months) else {
                 throw TallyError.validation("months must be between 1 and \(Self.summaryMonthsMaximum).", field: "months")
             }
-            let summary = try await services.stores.reports.monthlySummary(orgID: scope.org.id, timezone: scope.org.timezone, at: scope.now, months: months)
-            let rows = summary.map { MonthDTO(month: $0.month.description, creditsUsed: $0.creditsUsed, transactions: $0.transactions, current: $0.current) }
+            let by = request.queryString("by")
+            guard by == nil || by == "operation" else { throw TallyError.validation("by must be operation.", field: "by") }
+            let reports = services.stores.reports
+            let summary = try await reports.monthlySummary(orgID: scope.org.id, timezone: scope.org.timezone, at: scope.now, months: months)
+            var operations: [CalendarMonth: [OperationUsage]]?
+            if by != nil, let newest = summary.first?.month, let oldest = summary.last?.month {
+                operations = try await reports.operationUsage(orgID: scope.org.id, timezone: scope.org.timezone, oldest: oldest, newest: newest)
+            }
+            let rows = summary.map { month in
+                MonthDTO(month: month.month.description, creditsUsed: month.creditsUsed, transactions: month.transactions, current: month.current,
+                         operations: operations.map { found in
+                             (found[month.month] ?? []).map { OperationDTO(operation: $0.operation, creditsUsed: $0.creditsUsed, transactions: $0.transactions) }
+                         })
+            }
             return try Response.json(["data": rows])
         }
         v1.get("/orgs/{org}/usage/export") { request, context in

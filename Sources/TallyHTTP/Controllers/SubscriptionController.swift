@@ -9,15 +9,28 @@ import TallyStore
 struct SubscriptionController {
     let services: AppServices
 
+    /// The catalog's plans of these codes (an answer rendered inside a transaction cannot read them).
+    private func plans(_ codes: [String?]) async throws -> [String: Plan] {
+        var plans: [String: Plan] = [:]
+        for code in Set(codes.compactMap { $0 }) {
+            plans[code] = try await services.stores.catalog.plan(code)
+        }
+        return plans
+    }
+
     func register(on v1: RouterGroup<TallyRequestContext>) {
         let subscriptions = services.stores.subscriptions
+        // Subscribe, change and cancel take an optional Idempotency-Key: the same key and body
+        // replay the first answer, so a retried subscribe is not mistaken for a real conflict.
         v1.post("/orgs/{org}/subscription") { request, context in
             let scope = try await services.orgScope(context, role: .admin)
             var request = request
-            let body = try await request.decode(SubscribeBody.self, context: context)
-            let started = try await subscriptions.subscribe(orgID: scope.org.id, planCode: body.plan, startAt: body.startAt, at: scope.now)
-            return try Response.json(SubscriptionResponse(started.subscription, plan: try await services.stores.catalog.plan(started.subscription.planCode)),
-                                     status: .created)
+            let json = try await request.jsonBody(context: context)
+            let body = try StrictJSONDecoder.decode(SubscribeBody.self, from: json)
+            let claim = try Idempotency.claim(request, body: json, required: false)
+            let stored = try await subscriptions.subscribe(orgID: scope.org.id, planCode: body.plan, startAt: body.startAt, at: scope.now, claim: claim,
+                                                           render: Idempotency.renderer { SubscriptionResponse($0.subscription, plan: $0.plan) })
+            return Idempotency.response(stored)
         }
         v1.get("/orgs/{org}/subscription") { _, context in
             let scope = try await services.orgScope(context)
@@ -33,20 +46,30 @@ struct SubscriptionController {
         v1.post("/orgs/{org}/subscription/change") { request, context in
             let scope = try await services.orgScope(context, role: .admin)
             var request = request
-            let body = try await request.decode(ChangeBody.self, context: context)
+            let json = try await request.jsonBody(context: context)
+            let body = try StrictJSONDecoder.decode(ChangeBody.self, from: json)
             guard let effective = PlanChangeRequest.Effective(rawValue: body.effective ?? "immediate") else {
                 throw TallyError.validation("effective must be immediate or period_end.", field: "effective")
             }
-            let outcome = try await subscriptions.change(orgID: scope.org.id, PlanChangeRequest(planCode: body.plan, effective: effective,
-                                                                                                preview: body.preview ?? false), at: scope.now)
-            return try Response.json(ChangeResponse(outcome, plan: try await services.stores.catalog.plan(outcome.subscription.planCode)))
+            let claim = try Idempotency.claim(request, body: json, required: false)
+            // The answer shows the subscription's plan after the change: the new one, or (scheduled) the current one.
+            let plans = try await self.plans([body.plan, scope.context.period?.planCode])
+            let stored = try await subscriptions.change(orgID: scope.org.id, PlanChangeRequest(planCode: body.plan, effective: effective,
+                                                                                               preview: body.preview ?? false),
+                                                        at: scope.now, claim: claim,
+                                                        render: Idempotency.renderer(status: 200) { ChangeResponse($0, plan: plans[$0.subscription.planCode]) })
+            return Idempotency.response(stored)
         }
         v1.post("/orgs/{org}/subscription/cancel") { request, context in
             let scope = try await services.orgScope(context, role: .admin)
             var request = request
-            let body = try StrictJSONDecoder.decode(CancelBody.self, from: try await request.decodeOptionalJSON(context: context))
-            let subscription = try await subscriptions.cancel(orgID: scope.org.id, atPeriodEnd: body.atPeriodEnd ?? true, at: scope.now)
-            return try Response.json(SubscriptionResponse(subscription, plan: try await services.stores.catalog.plan(subscription.planCode)))
+            let json = try await request.decodeOptionalJSON(context: context)
+            let body = try StrictJSONDecoder.decode(CancelBody.self, from: json)
+            let claim = try Idempotency.claim(request, body: json, required: false)
+            let plans = try await self.plans([scope.context.period?.planCode])
+            let stored = try await subscriptions.cancel(orgID: scope.org.id, atPeriodEnd: body.atPeriodEnd ?? true, at: scope.now, claim: claim,
+                                                        render: Idempotency.renderer(status: 200) { SubscriptionResponse($0, plan: plans[$0.planCode]) })
+            return Idempotency.response(stored)
         }
 
         v1.get("/orgs/{org}/invoices") { request, context in

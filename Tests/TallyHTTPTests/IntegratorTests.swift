@@ -1,0 +1,228 @@
+import Foundation
+import Testing
+import TallyCore
+import TallyJSON
+import TallyTestSupport
+
+/// What an integrator and a team admin reach for on day one (issue 16): finding an organisation
+/// by their own id, retrying subscription writes, features used per month, refunds in purchase
+/// history, pay-as-you-go cost per credit, members holding raw credits.
+@Suite struct IntegratorTests {
+    @Test func organisationsAreFoundByExternalIDListedAndPatched() async throws {
+        try await TestServer.run { server in
+            let acme = try await server.createOrg(name: "Acme", extra: #", "external_id": "acct_1""#)
+            server.clock.advance(seconds: 1)   // ids are time-ordered: the list is in creation order
+            let globex = try await server.createOrg(name: "Globex", extra: #", "external_id": "acct_2""#)
+            let found = try await server.list("/v1/orgs?external_id=acct_2")
+            #expect(found.count == 1)
+            #expect(found.first?["id"] == .string(globex))
+            #expect(try await server.list("/v1/orgs?external_id=nobody").isEmpty)
+            // A paged list in creation order.
+            let first = try await server.request(.GET, "/v1/orgs?limit=1", key: server.platformKey)
+            #expect(first.status == 200)
+            let cursor = try #require(first["next_cursor"])
+            let second = try await server.list("/v1/orgs?limit=1&cursor=\(cursor)")
+            #expect(second.first?["id"] == .string(globex))
+            guard case .array(let firstPage)? = try first.json["data"] else { Issue.record("no data"); return }
+            #expect(firstPage.map { $0.text("id") } == [acme])
+
+            // Platform only; an organisation's own admin may not rename it or list others.
+            let admin = try await server.createKey(org: acme, role: "admin")
+            #expect(try await server.request(.GET, "/v1/orgs", key: admin).status == 403)
+            #expect(try await server.request(.PATCH, "/v1/orgs/\(acme)", key: admin, json: #"{"name": "Mine"}"#).status == 403)
+
+            let patched = try await server.request(.PATCH, "/v1/orgs/\(acme)", key: server.platformKey,
+                                                   json: #"{"name": "Acme GmbH", "timezone": "Europe/Berlin"}"#)
+            #expect(patched.status == 200, "\(patched.text)")
+            #expect(patched["name"] == "Acme GmbH")
+            #expect(patched["external_id"] == "acct_1")
+            #expect(patched["timezone"] == "Europe/Berlin")
+            // external_id stays unique; a clash is 409 and changes nothing.
+            let clash = try await server.request(.PATCH, "/v1/orgs/\(acme)", key: server.platformKey, json: #"{"external_id": "acct_2", "name": "X"}"#)
+            #expect(clash.status == 409)
+            #expect(clash["code"] == "external_id_taken")
+            let unknownZone = try await server.request(.PATCH, "/v1/orgs/\(acme)", key: server.platformKey, json: #"{"timezone": "Mars/Olympus"}"#)
+            #expect(unknownZone.status == 422)
+            #expect(unknownZone["field"] == "timezone")
+            #expect(try await server.request(.PATCH, "/v1/orgs/\(acme)", key: server.platformKey, json: #"{"colour": "red"}"#).status == 422)
+            // null clears the external id.
+            let cleared = try await server.request(.PATCH, "/v1/orgs/\(acme)", key: server.platformKey, json: #"{"external_id": null}"#)
+            #expect(cleared.status == 200)
+            #expect(try cleared.json["external_id"] == .null)
+            #expect(cleared["name"] == "Acme GmbH")
+            #expect(try await server.list("/v1/orgs?external_id=acct_1").isEmpty)
+            #expect(try await server.request(.PATCH, "/v1/orgs/\(UUID().uuidString.lowercased())", key: server.platformKey,
+                                             json: #"{"name": "Ghost"}"#).status == 404)
+        }
+    }
+
+    /// A new time zone moves the monthly summary's month boundaries with it.
+    @Test func aNewTimeZoneResumsTheMonthlySummary() async throws {
+        let clock = ManualClock()
+        clock.set("2026-11-30T23:30:00Z")   // Dec 1 00:30 in Berlin, still November in UTC
+        try await TestServer.run(clock: clock) { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "100")
+            #expect(try await server.spend(org, "7").status == 201)
+            clock.set("2026-12-03T10:00:00Z")
+            let before = try await server.list("/v1/orgs/\(org)/usage/summary?months=2")
+            #expect(before.map { $0["credits_used"] } == [.string("0"), .string("7")])
+            _ = try await server.request(.PATCH, "/v1/orgs/\(org)", key: server.platformKey, json: #"{"timezone": "Europe/Berlin"}"#)
+            let after = try await server.list("/v1/orgs/\(org)/usage/summary?months=2")
+            #expect(after.map { $0["credits_used"] } == [.string("7"), .string("0")])
+        }
+    }
+
+    @Test func subscriptionWritesReplayUnderTheirIdempotencyKey() async throws {
+        try await TestServer.run { server in
+            try await server.createPlan("basic", price: "10.00", credits: "100")
+            try await server.createPlan("pro", price: "50.00", credits: "1000")
+            let org = try await server.createOrg()
+            let subscribe = { (key: String, plan: String) in
+                try await server.request(.POST, "/v1/orgs/\(org)/subscription", key: server.platformKey, json: #"{"plan": "\#(plan)"}"#,
+                                         headers: [("Idempotency-Key", key)])
+            }
+            let first = try await subscribe("sub-1", "basic")
+            #expect(first.status == 201)
+            let retried = try await subscribe("sub-1", "basic")
+            #expect(retried.status == 201, "a retry replays the first answer, not subscription_exists: \(retried.text)")
+            #expect(retried.body == first.body)
+            #expect(retried.header("Idempotent-Replayed") == "true")
+            #expect(try await server.invoices(org).count == 1)
+            #expect(try await server.available(org) == Credits(100))
+            // Another key is a real second subscribe: 409; the same key with another body: idempotency_conflict.
+            #expect(try await subscribe("sub-2", "basic")["code"] == "subscription_exists")
+            #expect(try await subscribe("sub-1", "pro")["code"] == "idempotency_conflict")
+
+            server.clock.advance(seconds: 3600)
+            let change = { (key: String) in
+                try await server.request(.POST, "/v1/orgs/\(org)/subscription/change", key: server.platformKey,
+                                         json: #"{"plan": "pro", "effective": "immediate"}"#, headers: [("Idempotency-Key", key)])
+            }
+            let changed = try await change("change-1")
+            #expect(changed.status == 200, "\(changed.text)")
+            #expect(try await change("change-1").body == changed.body)
+            #expect(try await server.invoices(org).count == 2)
+            // A preview writes nothing, not even its key: the same key then does the change for real.
+            let preview = try await server.request(.POST, "/v1/orgs/\(org)/subscription/change", key: server.platformKey,
+                                                   json: #"{"plan": "basic", "effective": "period_end", "preview": true}"#,
+                                                   headers: [("Idempotency-Key", "change-2")])
+            #expect(preview.status == 200)
+            #expect(try preview.json["subscription"]?["scheduled_change"] != .null)
+            let scheduled = try await server.request(.GET, "/v1/orgs/\(org)/subscription", key: server.platformKey)
+            #expect(try scheduled.json["scheduled_change"] == .null)
+
+            let cancel = { (key: String) in
+                try await server.request(.POST, "/v1/orgs/\(org)/subscription/cancel", key: server.platformKey,
+                                         json: #"{"at_period_end": false}"#, headers: [("Idempotency-Key", key)])
+            }
+            let canceled = try await cancel("cancel-1")
+            #expect(canceled.status == 200, "\(canceled.text)")
+            #expect(canceled["status"] == "canceled")
+            let again = try await cancel("cancel-1")
+            #expect(again.status == 200)
+            #expect(again.body == canceled.body)
+            // Without a key a second cancel is the real answer: nothing live to cancel.
+            let unkeyed = try await server.request(.POST, "/v1/orgs/\(org)/subscription/cancel", key: server.platformKey, json: #"{"at_period_end": false}"#)
+            #expect(unkeyed.status != 200)
+            #expect(try await server.verify().isEmpty)
+        }
+    }
+
+    @Test func theSummaryBreaksUsageDownByOperationNetOfReversals() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            for (code, credits) in [("crop", "1.3"), ("upscale", "4.1")] {
+                let op = try await server.request(.POST, "/v1/operations", key: server.platformKey,
+                                                  json: #"{"code": "\#(code)", "name": "\#(code)", "credits": "\#(credits)"}"#)
+                #expect(op.status == 201)
+            }
+            try await server.grant(org, "100")
+            let use = { (operation: String, quantity: Int) in
+                try await server.request(.POST, "/v1/orgs/\(org)/usage", key: server.platformKey,
+                                         json: #"{"operation": "\#(operation)", "quantity": \#(quantity)}"#, headers: [("Idempotency-Key", UUID().uuidString)])
+            }
+            #expect(try await use("crop", 10).status == 201)
+            #expect(try await use("crop", 1).status == 201)
+            let upscale = try await use("upscale", 2)
+            #expect(upscale.status == 201)
+            #expect(try await server.spend(org, "0.5").status == 201)
+            let entry = try #require(upscale["entry_id"])
+            let reversed = try await server.request(.POST, "/v1/orgs/\(org)/usage/\(entry)/reverse", key: server.platformKey,
+                                                    json: #"{"credits": "4.1", "reason": "failed render"}"#, headers: [("Idempotency-Key", "rev")])
+            #expect(reversed.status == 201, "\(reversed.text)")
+
+            let months = try await server.list("/v1/orgs/\(org)/usage/summary?months=2&by=operation")
+            #expect(months.count == 2)
+            #expect(months[0]["credits_used"] == .string("18.9"))
+            guard case .array(let operations)? = months[0]["operations"] else { Issue.record("no operations"); return }
+            let rows = operations.map { "\($0.text("operation") ?? "null") \($0.text("credits_used") ?? "-") \($0.text("transactions") ?? "-")" }
+            #expect(rows == ["crop 14.3 2", "upscale 4.1 1", "null 0.5 1"])
+            #expect(months[1]["operations"] == .array([]))
+            // Without by=operation the months carry no breakdown; another value is 422.
+            #expect(try await server.list("/v1/orgs/\(org)/usage/summary?months=1")[0]["operations"] == nil)
+            let bad = try await server.request(.GET, "/v1/orgs/\(org)/usage/summary?by=day", key: server.platformKey)
+            #expect(bad.status == 422)
+            #expect(bad["field"] == "by")
+        }
+    }
+
+    @Test func purchaseHistoryListsCreditReturnsAsRefunds() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "50", source: "admin_grant")
+            let spend = try await server.spend(org, "10")
+            let entry = try #require(spend["entry_id"])
+            let reversal = try await server.request(.POST, "/v1/orgs/\(org)/usage/\(entry)/reverse", key: server.platformKey,
+                                                    json: #"{"credits": "4", "reason": "partial failure"}"#, headers: [("Idempotency-Key", "r")])
+            #expect(reversal.status == 201)
+            let history = try await server.list("/v1/orgs/\(org)/ledger?type=purchase_history")
+            #expect(history.map { $0["type"] } == [.string("refund"), .string("admin_grant")])
+            #expect(history.first?["credits"] == .string("4"))
+            #expect(try await server.list("/v1/orgs/\(org)/ledger?type=refund").count == 1)
+            // The full ledger, and a listing that names reversals, still call it a reversal.
+            #expect(try await server.list("/v1/orgs/\(org)/ledger").first?["type"] == .string("reversal"))
+            #expect(try await server.list("/v1/orgs/\(org)/ledger?type=reversal,refund").first?["type"] == .string("reversal"))
+        }
+    }
+
+    @Test func aPayAsYouGoPlanShowsItsCreditPriceAsTheCostPerCredit() async throws {
+        try await TestServer.run { server in
+            try await server.createPlan("payg", price: "0.00", credits: "0",
+                                        extra: #", "credit_price": {"amount": "0.05", "currency": "USD"}, "min_purchase_credits": "1000""#)
+            try await server.createPlan("studio", price: "250.00", credits: "4570")
+            let plans = try await server.list("/v1/plans")
+            let costs = Dictionary(uniqueKeysWithValues: plans.compactMap { plan -> (String, JSONValue)? in
+                guard case .string(let code)? = plan["code"] else { return nil }
+                return (code, plan["cost_per_credit"]?["amount"] ?? .null)
+            })
+            #expect(costs["payg"] == .string("0.05"))
+            #expect(costs["studio"] == .string("0.0547"))
+            let org = try await server.createOrg()
+            try await server.subscribe(org, plan: "payg")
+            let subscription = try await server.request(.GET, "/v1/orgs/\(org)/subscription", key: server.platformKey)
+            #expect(try subscription.json["cost_per_credit"]?["amount"] == .string("0.05"))
+            let balance = try await server.request(.GET, "/v1/orgs/\(org)/balance", key: server.platformKey)
+            #expect(try balance.json["cost_per_credit"]?["amount"] == .string("0.05"))
+        }
+    }
+
+    @Test func membersHoldRawCreditsButSpendThroughOperations() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            let member = try await server.createKey(org: org, role: "member")
+            try await server.grant(org, "20")
+            let hold = try await server.request(.POST, "/v1/orgs/\(org)/reservations", key: member, json: #"{"credits": "12.5"}"#,
+                                                headers: [("Idempotency-Key", "hold")])
+            #expect(hold.status == 201, "\(hold.text)")
+            #expect(try await server.available(org) == Credits(parsing: "7.5"))
+            let commit = try await server.request(.POST, "/v1/orgs/\(org)/reservations/\(hold["id"] ?? "")/commit", key: member,
+                                                  json: #"{"credits": "3"}"#, headers: [("Idempotency-Key", "commit")])
+            #expect(commit.status == 201 || commit.status == 200, "\(commit.text)")
+            #expect(try await server.available(org) == Credits(17))
+            let rawSpend = try await server.request(.POST, "/v1/orgs/\(org)/usage", key: member, json: #"{"credits": "1"}"#,
+                                                    headers: [("Idempotency-Key", "raw")])
+            #expect(rawSpend.status == 403)
+        }
+    }
+}
