@@ -13,7 +13,13 @@ enum Idempotency {
 
     /// The claim for this request, or nil when no key was sent and none is required.
     static func claim(_ request: Request, body: JSONValue, required: Bool) throws(TallyError) -> IdempotencyClaim? {
-        guard let key = request.headers[header] else {
+        try claim(key: request.headers[header], method: request.method.rawValue, path: request.uri.path, body: body, required: required)
+    }
+
+    /// The claim of a key sent with a request of this method, path and body (an item of a usage
+    /// batch is claimed as the `POST .../usage` it stands for, so either replays the other).
+    static func claim(key: String?, method: String, path: String, body: JSONValue, required: Bool) throws(TallyError) -> IdempotencyClaim? {
+        guard let key else {
             guard !required else {
                 throw TallyError(.malformedRequest, code: "idempotency_key_required",
                                  detail: "This request moves credits or money: send an Idempotency-Key header.")
@@ -24,7 +30,7 @@ enum Idempotency {
             throw TallyError(.malformedRequest, code: "invalid_idempotency_key",
                              detail: "Idempotency-Key must be 1 to \(keyLengthMaximum) visible ASCII characters.")
         }
-        return IdempotencyClaim.make(key: key, method: request.method.rawValue, path: request.uri.path, canonicalBody: body.serialized(sortedKeys: true))
+        return IdempotencyClaim.make(key: key, method: method, path: path, canonicalBody: body.serialized(sortedKeys: true))
     }
 
     /// Renders a use case's result as the response that is sent and kept for replays.

@@ -14,41 +14,51 @@ struct ProblemMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as TallyError {
-            return Self.response(for: error)
-        } catch let error as HTTPError {
-            return Self.response(for: Self.translate(error))
-        } catch let error as DatabaseUnavailable {
-            return Self.unavailable(error, context: context)
-        } catch is NIOTooManyBytesError {
-            return Self.response(for: TallyError(.payloadTooLarge, code: "payload_too_large", detail: "The body is too large."))
         } catch {
+            let (status, problem) = Self.problem(for: error, context: context)
+            return Self.response(status: status, code: problem.code, detail: problem.detail, field: problem.field, extras: problem.extras)
+        }
+    }
+
+    /// What any error is answered with (also each item of a usage batch). Unexpected errors are
+    /// logged with the request id and answered with a generic 500: no internals leak.
+    static func problem(for error: any Error, context: Context) -> (HTTPResponse.Status, TallyError) {
+        func mapped(_ error: TallyError) -> (HTTPResponse.Status, TallyError) { (status(for: error.kind), error) }
+        switch error {
+        case let error as TallyError:
+            return mapped(error)
+        case let error as HTTPError:
+            return mapped(translate(error))
+        case let error as DatabaseUnavailable:
+            return mapped(unavailable(error, context: context))
+        case is NIOTooManyBytesError:
+            return mapped(TallyError(.payloadTooLarge, code: "payload_too_large", detail: "The body is too large."))
+        default:
             if DatabaseUnavailable.isConnectionLoss(error) {
-                return Self.unavailable(DatabaseUnavailable(.connectionLost, underlying: error), context: context)
+                return mapped(unavailable(DatabaseUnavailable(.connectionLost, underlying: error), context: context))
             }
-            if let refused = Self.refusedValue(error) {
-                return Self.response(for: refused)
-            }
-            if Self.isOverload(error) {
+            if let refused = refusedValue(error) { return mapped(refused) }
+            if isOverload(error) {
                 context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
-                return Self.response(for: TallyError(.unavailable, code: "unavailable", detail: "The service is briefly unavailable; retry with the same Idempotency-Key."))
+                return mapped(TallyError(.unavailable, code: "unavailable", detail: "The service is briefly unavailable; retry with the same Idempotency-Key."))
             }
             context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
-            return Self.response(status: .internalServerError, code: "internal_error", detail: "Something went wrong on our side. The request id is \(context.id).")
+            return (.internalServerError, TallyError(.unavailable, code: "internal_error",
+                                                     detail: "Something went wrong on our side. The request id is \(context.id)."))
         }
     }
 
     /// 503 with `Retry-After`: nothing was stored under the request's Idempotency-Key unless the
     /// transaction committed, so the same request may simply be sent again.
-    static func unavailable(_ error: DatabaseUnavailable, context: Context) -> Response {
+    static func unavailable(_ error: DatabaseUnavailable, context: Context) -> TallyError {
         context.logger.debug("database unavailable", metadata: ["error": "\(error)"])
         switch error.reason {
         case .busy:
-            return response(for: TallyError(.unavailable, code: "overloaded", detail: "Every database connection is busy; retry with the same Idempotency-Key."))
+            return TallyError(.unavailable, code: "overloaded", detail: "Every database connection is busy; retry with the same Idempotency-Key.")
         case .shuttingDown:
-            return response(for: TallyError(.unavailable, code: "shutting_down", detail: "This instance is shutting down; retry with the same Idempotency-Key."))
+            return TallyError(.unavailable, code: "shutting_down", detail: "This instance is shutting down; retry with the same Idempotency-Key.")
         case .unreachable, .connectionLost:
-            return response(for: TallyError(.unavailable, code: "database_unavailable", detail: "The database is unavailable; retry with the same Idempotency-Key."))
+            return TallyError(.unavailable, code: "database_unavailable", detail: "The database is unavailable; retry with the same Idempotency-Key.")
         }
     }
 

@@ -226,3 +226,77 @@ import TallyTestSupport
         }
     }
 }
+
+/// `POST .../usage/batch`: each item answered exactly as `POST .../usage` with its key would be.
+@Suite struct UsageBatchTests {
+    @Test func eachItemGetsTheAnswerOfASingleSpendAndNoneUndoesAnother() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            let member = try await server.createKey(org: org, role: "member")
+            let op = try await server.request(.POST, "/v1/operations", key: server.platformKey, json: #"{"code": "crop", "name": "Crop", "credits": "1.3"}"#)
+            #expect(op.status == 201)
+            try await server.grant(org, "10")
+            let batch = #"""
+                {"items": [
+                  {"idempotency_key": "a", "operation": "crop", "quantity": 2},
+                  {"idempotency_key": "b", "operation": "crop", "quantity": 100},
+                  "not an object",
+                  {"idempotency_key": "c", "operation": "crop", "quantity": 0},
+                  {"operation": "crop"},
+                  {"idempotency_key": "d", "operation": "crop", "quantity": 3, "actor": "user_42"},
+                  {"idempotency_key": "e", "credits": "1"}
+                ]}
+                """#
+            let response = try await server.request(.POST, "/v1/orgs/\(org)/usage/batch", key: member, json: batch)
+            #expect(response.status == 200, "\(response.text)")
+            guard case .array(let results)? = try response.json["results"] else { Issue.record("no results: \(response.text)"); return }
+            #expect(results.map { $0.text("status") } == ["201", "402", "422", "422", "400", "201", "403"])
+            #expect(results[1]["body"]?.text("code") == "insufficient_credits")
+            #expect(results[2]["body"]?.text("field") == "items[2]")
+            #expect(results[4]["body"]?.text("code") == "idempotency_key_required")
+            // 2.6 + 3.9 spent; the refused items wrote nothing.
+            #expect(try await server.available(org) == Credits(parsing: "3.5"))
+
+            // The same batch again replays every answer and spends nothing more.
+            let again = try await server.request(.POST, "/v1/orgs/\(org)/usage/batch", key: member, json: batch)
+            #expect(again.body == response.body)
+            #expect(try await server.available(org) == Credits(parsing: "3.5"))
+            // A single request with an item's key and body replays that item's answer, and back.
+            let single = try await server.request(.POST, "/v1/orgs/\(org)/usage", key: member, json: #"{"operation": "crop", "quantity": 3, "actor": "user_42"}"#,
+                                                  headers: [("Idempotency-Key", "d")])
+            #expect(single.status == 201)
+            #expect(single.header("Idempotent-Replayed") == "true")
+            #expect(try JSONValue.object([("x", results[5]["body"] ?? .null)]).serialized() == JSONValue.object([("x", try single.json)]).serialized())
+            let first = try await server.request(.POST, "/v1/orgs/\(org)/usage", key: member, json: #"{"operation": "crop", "quantity": 1}"#,
+                                                 headers: [("Idempotency-Key", "f")])
+            #expect(first.status == 201)
+            let replayed = try await server.request(.POST, "/v1/orgs/\(org)/usage/batch", key: member,
+                                                    json: #"{"items": [{"idempotency_key": "f", "operation": "crop", "quantity": 1}]}"#)
+            guard case .array(let one)? = try replayed.json["results"] else { Issue.record("no results"); return }
+            #expect(one.first?["body"] == (try first.json))
+            #expect(try await server.available(org) == Credits(parsing: "2.2"))
+            #expect(try await server.verify().isEmpty)
+        }
+    }
+
+    @Test func aBatchOfNoneOrTooManyItemsIs422AndWritesNothing() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "1000")
+            let entries = try await server.ledgerCount(org)
+            let item = #"{"idempotency_key": "k\#(0)", "credits": "1"}"#
+            let tooMany = (0...100).map { #"{"idempotency_key": "k\#($0)", "credits": "1"}"# }.joined(separator: ",")
+            for body in [#"{"items": []}"#, #"{"items": [\#(tooMany)]}"#, #"{"items": {}}"#, #"{}"#, #"{"items": [\#(item)], "extra": 1}"#, "[]"] {
+                let response = try await server.request(.POST, "/v1/orgs/\(org)/usage/batch", key: server.platformKey, json: body)
+                #expect(response.status == 422, "\(body.prefix(40)): \(response.text)")
+            }
+            #expect(try await server.ledgerCount(org) == entries)
+            // A hundred is fine.
+            let hundred = (0..<100).map { #"{"idempotency_key": "k\#($0)", "credits": "1"}"# }.joined(separator: ",")
+            let full = try await server.request(.POST, "/v1/orgs/\(org)/usage/batch", key: server.platformKey, json: #"{"items": [\#(hundred)]}"#)
+            #expect(full.status == 200)
+            #expect(try await server.available(org) == Credits(900))
+            #expect(try await server.ledgerCount(org) == entries + 100)
+        }
+    }
+}

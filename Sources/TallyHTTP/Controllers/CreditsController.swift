@@ -20,6 +20,9 @@ struct CreditsController {
         v1.post("/orgs/{org}/usage") { request, context in
             try await consume(request, context)
         }
+        v1.post("/orgs/{org}/usage/batch") { request, context in
+            try await consumeBatch(request, context)
+        }
         v1.post("/orgs/{org}/usage/{entry}/reverse") { request, context in
             try await reverse(request, context)
         }
@@ -59,14 +62,21 @@ struct CreditsController {
     func consume(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
         // The context read also fetches a finished answer under the key: a replay (a client
         // retrying after a timeout) costs one query and no transaction.
-        var scope = try await services.orgScope(context, idempotencyKey: request.headers[Idempotency.header])
+        let key = request.headers[Idempotency.header]
+        let scope = try await services.orgScope(context, idempotencyKey: key)
         var request = request
         let json = try await request.jsonBody(context: context)
+        return Idempotency.response(try await spend(json, key: key, path: request.uri.path, scope: scope, context: context))
+    }
+
+    /// One spend, from its body and key: a `POST .../usage`, or one item of a usage batch.
+    func spend(_ json: JSONValue, key: String?, path: String, scope: OrgScope, context: TallyRequestContext) async throws -> StoredResponse {
+        var scope = scope
         let body = try StrictJSONDecoder.decode(UsageBody.self, from: json)
-        let claim = try Idempotency.claim(request, body: json, required: true)
+        let claim = try Idempotency.claim(key: key, method: "POST", path: path, body: json, required: true)
         if let answer = scope.context.storedAnswer, let claim {
             guard answer.requestHash == claim.requestHash else { throw TallyError.idempotencyConflict }
-            return Idempotency.response(answer.response)
+            return answer.response
         }
         // A period that moves on while the spend is in flight (a renewal at the boundary) leaves
         // nothing written: the spend is priced again on the organisation's new terms.
@@ -78,7 +88,7 @@ struct CreditsController {
                     render: Idempotency.renderer(SpendResponse.init)
                 )
                 SpendMetrics.answered(stored, credits: spend.credits)
-                return Idempotency.response(stored)
+                return stored
             } catch is SpendTermsChanged {
                 scope = try await services.orgScope(context)
             } catch let error where DatabaseUnavailable.isConnectionLoss(error) {
