@@ -5,6 +5,7 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case usageThresholdReached = "usage.threshold_reached"
     case balanceLow = "balance.low"
     case creditsExpired = "credits.expired"
+    case creditsExpiring = "credits.expiring"
     case subscriptionRenewed = "subscription.renewed"
     case subscriptionChanged = "subscription.changed"
     case invoiceFinalized = "invoice.finalized"

@@ -22,13 +22,20 @@ public struct OrgSettings: Sendable, Equatable {
     public let lastAutoTopUpAt: Instant?
     /// Percentages of the period's allocation at which `usage.threshold_reached` fires.
     public let alertThresholdsPercent: [Int]
-    /// `balance.low` fires when a spend leaves the balance below this; nil never.
+    /// `balance.low` fires when a spend leaves the balance below this; nil: the default, 10% of
+    /// the period's allocation when there is one (0 turns it off).
     public let lowBalanceCredits: Credits?
+    /// `credits.expiring` fires this many days before a bucket with credits left expires; 0 never.
+    public let expiryWarningDays: Int
 
     public static let defaultAlertThresholdsPercent = [80, 100, 110]
+    public static let defaultLowBalancePercent = 10
+    public static let defaultExpiryWarningDays = 7
 
     public init(overageProtection: Bool, overageCapCredits: Credits?, autoTopUp: AutoTopUp, lastAutoTopUpAt: Instant?,
-                alertThresholdsPercent: [Int] = OrgSettings.defaultAlertThresholdsPercent, lowBalanceCredits: Credits? = nil) {
+                alertThresholdsPercent: [Int] = OrgSettings.defaultAlertThresholdsPercent, lowBalanceCredits: Credits? = nil,
+                expiryWarningDays: Int = OrgSettings.defaultExpiryWarningDays) {
+        self.expiryWarningDays = expiryWarningDays
         self.overageProtection = overageProtection
         self.overageCapCredits = overageCapCredits
         self.autoTopUp = autoTopUp
@@ -118,7 +125,7 @@ public struct SpendTerms: Sendable, Equatable {
         self.period = period
         self.timezone = timezone
         self.alertThresholdsPercent = settings.alertThresholdsPercent
-        self.lowBalanceCredits = settings.lowBalanceCredits
+        self.lowBalanceCredits = settings.lowBalanceCredits ?? period.flatMap(Self.defaultLowBalance)
         if let period, let rate = period.overageRate, !settings.overageProtection {
             self.overage = Overage(rate: rate, capCredits: settings.overageCapCredits)
         } else {
@@ -132,6 +139,12 @@ public struct SpendTerms: Sendable, Equatable {
     }
 
     public static let strict = SpendTerms(period: nil, settings: .defaults)
+
+    /// `balance.low` by default: below 10% of the period's allocation (none without one).
+    static func defaultLowBalance(_ period: LivePeriod) -> Credits? {
+        guard period.allocation.isPositive else { return nil }
+        return Credits(units: period.allocation.units * Int128(OrgSettings.defaultLowBalancePercent) / 100)
+    }
 }
 
 public enum OverageRules {

@@ -24,16 +24,17 @@ public struct JobRunner: Sendable {
         public var renewals = 0
         public var expiredBuckets = 0
         public var expiredHolds = 0
+        public var expiryWarnings = 0
         public var webhookAttempts = 0
         public var retention = RetentionStore.Report()
 
         public var description: String {
-            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s), \(retention)"
+            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), warned of \(expiryWarnings) expiring bucket(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s), \(retention)"
         }
 
         static func + (a: Report, b: Report) -> Report {
             Report(renewals: a.renewals + b.renewals, expiredBuckets: a.expiredBuckets + b.expiredBuckets,
-                   expiredHolds: a.expiredHolds + b.expiredHolds, webhookAttempts: a.webhookAttempts + b.webhookAttempts,
+                   expiredHolds: a.expiredHolds + b.expiredHolds, expiryWarnings: a.expiryWarnings + b.expiryWarnings, webhookAttempts: a.webhookAttempts + b.webhookAttempts,
                    retention: a.retention)
         }
     }
@@ -65,6 +66,7 @@ public struct JobRunner: Sendable {
         report.renewals = try await stores.subscriptions.renewDue(selection, until: now, progress: renewalProgress)
         report.expiredBuckets = try await stores.expiry.expireDue(selection, until: now)
         report.expiredHolds = try await stores.reservations.releaseExpired(selection, at: now)
+        report.expiryWarnings = try await stores.expiry.warnExpiring(selection, at: now)
         return report
     }
 }

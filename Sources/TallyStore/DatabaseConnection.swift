@@ -17,19 +17,30 @@ public struct DatabaseConnection: Sendable {
     /// transaction's server connection: statements are then sent unnamed, parsed each time.
     var unnamedStatements = false
 
+    /// Runs one statement and reads all its rows. Always read to the end: PostgresNIO reports an
+    /// error raised while a statement runs (a check constraint in a `WITH ... INSERT ... SELECT`)
+    /// only to whoever iterates its rows, so a statement whose rows nobody read could fail
+    /// unseen and its transaction commit without it.
     @discardableResult
-    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> DatabaseRows<PostgresRow> {
         guard !base.isClosed else { throw DatabaseUnavailable(.connectionLost) }
-        return try await base.query(query, logger: logger, file: file, line: line)
+        return DatabaseRows(try await base.query(query, logger: logger, file: file, line: line).collect())
     }
 
+    /// Runs one prepared statement and reads (and decodes) all its rows, for the same reason.
+    @discardableResult
     public func execute<Statement: PostgresPreparedStatement>(
         _ statement: Statement, logger: Logger, file: String = #fileID, line: Int = #line
-    ) async throws -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row> {
+    ) async throws -> DatabaseRows<Statement.Row> {
         guard !base.isClosed else { throw DatabaseUnavailable(.connectionLost) }
-        guard unnamedStatements else { return try await base.execute(statement, logger: logger, file: file, line: line) }
-        let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
-        return try await base.query(query, logger: logger, file: file, line: line).map { try statement.decodeRow($0) }
+        var rows: [Statement.Row] = []
+        if unnamedStatements {
+            let query = PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings())
+            for try await row in try await base.query(query, logger: logger, file: file, line: line) { rows.append(try statement.decodeRow(row)) }
+        } else {
+            for try await row in try await base.execute(statement, logger: logger, file: file, line: line) { rows.append(row) }
+        }
+        return DatabaseRows(rows)
     }
 }
 

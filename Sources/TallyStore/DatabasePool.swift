@@ -133,16 +133,14 @@ public final class DatabasePool: Sendable {
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> DatabaseRows<PostgresRow> {
         try await withConnection { connection in
-            DatabaseRows(try await connection.query(query, logger: logger, file: file, line: line).collect())
+            try await connection.query(query, logger: logger, file: file, line: line)
         }
     }
 
     /// Runs one prepared statement and returns all its decoded rows.
     public func execute<Statement: PostgresPreparedStatement>(_ statement: Statement, logger: Logger) async throws -> DatabaseRows<Statement.Row> {
         try await withConnection { connection in
-            var rows: [Statement.Row] = []
-            for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
-            return DatabaseRows(rows)
+            try await connection.execute(statement, logger: logger)
         }
     }
 

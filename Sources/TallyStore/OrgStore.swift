@@ -117,7 +117,7 @@ struct OrgContextStatement: PostgresPreparedStatement {
                o.last_auto_topup_at, o.alert_thresholds_percent,
                s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
                p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text,
-               k.request_hash, k.status_code, k.response_body, p.credit_price
+               k.request_hash, k.status_code, k.response_body, p.credit_price, o.expiry_warning_days
         FROM orgs o
         LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
         LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
@@ -144,7 +144,7 @@ struct OrgContextStatement: PostgresPreparedStatement {
             overageProtection: try c[7].decode(Bool.self), overageCapCredits: try c[8].decode(Credits?.self),
             autoTopUp: .init(enabled: try c[9].decode(Bool.self), thresholdCredits: try c[10].decode(Credits?.self), packCode: try c[11].decode(String?.self)),
             lastAutoTopUpAt: try c[12].decode(Instant?.self), alertThresholdsPercent: try c[13].decode([Int].self),
-            lowBalanceCredits: try c[24].decode(Credits?.self)
+            lowBalanceCredits: try c[24].decode(Credits?.self), expiryWarningDays: try c[30].decode(Int.self)
         )
         var period: LivePeriod?
         var rates: [String: Credits] = [:]
@@ -186,6 +186,7 @@ public struct SettingsPatch: Sendable {
     public var autoTopUpPack: Field<String> = .unchanged
     public var alertThresholdsPercent: [Int]?
     public var lowBalanceCredits: Field<Credits> = .unchanged
+    public var expiryWarningDays: Int?
 
     public init() {}
 }
@@ -212,7 +213,8 @@ extension OrgStore {
                     auto_topup_threshold = CASE WHEN \(thresholdSet) THEN \(threshold) ELSE auto_topup_threshold END,
                     auto_topup_pack = CASE WHEN \(packSet) THEN \(pack) ELSE auto_topup_pack END,
                     alert_thresholds_percent = coalesce(\(patch.alertThresholdsPercent)::integer[], alert_thresholds_percent),
-                    low_balance_credits = CASE WHEN \(lowSet) THEN \(low) ELSE low_balance_credits END
+                    low_balance_credits = CASE WHEN \(lowSet) THEN \(low) ELSE low_balance_credits END,
+                    expiry_warning_days = coalesce(\(patch.expiryWarningDays), expiry_warning_days)
                 WHERE org_id = \(orgID)
                 """, logger: database.logger)
         } catch let error as PSQLError where error.sqlState == SQLState.foreignKeyViolation {

@@ -300,3 +300,66 @@ import TallyTestSupport
         }
     }
 }
+
+/// Telling the organisation before credits go: `credits.expiring` and the default `balance.low`.
+@Suite struct CreditWarningTests {
+    @Test func creditsExpiringFiresOncePerBucketAtItsWarningTime() async throws {
+        try await TestServer.run { server in
+            let clock = try await server.createClock("2026-03-01T00:00:00Z")
+            let org = try await server.createOrg(extra: #", "test_clock_id": "\#(clock)""#)
+            let soon = try await server.grant(org, "30", expiresAt: "2026-03-11T00:00:00Z")        // warned on Mar 4 (7 days before)
+            try await server.grant(org, "5", expiresAt: "2026-03-04T12:00:00Z")                    // within 7 days already: warned at once
+            try await server.grant(org, "9")                                                        // never expires: never warned
+            let spent = try await server.grant(org, "1", priority: 0, expiresAt: "2026-03-09T00:00:00Z")
+            #expect(try await server.spend(org, "1").status == 201)                                 // empty: nothing to warn of
+            let expiring = { try await server.list("/v1/orgs/\(org)/events?limit=100").filter { $0.text("type") == "credits.expiring" } }
+
+            try await server.advance(clock, to: "2026-03-02T00:00:00Z")
+            #expect(try await expiring().count == 1)
+            try await server.advance(clock, to: "2026-03-05T00:00:00Z")
+            let events = try await expiring()
+            #expect(events.count == 2)
+            let warning = try #require(events.first { $0["data"]?.text("bucket_id") == soon })
+            #expect(warning.text("created_at") == "2026-03-04T00:00:00Z")
+            #expect(warning["data"]?.text("credits") == "30")
+            #expect(warning["data"]?.text("expires_at") == "2026-03-11T00:00:00Z")
+            #expect(!events.contains { $0["data"]?.text("bucket_id") == spent })
+            // Once per bucket, whatever runs again.
+            try await server.advance(clock, to: "2026-03-10T00:00:00Z")
+            _ = try await server.stores.expiry.warnExpiring(.testClock(UUID(uuidString: clock)!), at: try Instant(rfc3339: "2026-03-10T00:00:00Z"))
+            #expect(try await expiring().count == 2)
+
+            // expiry_warning_days 0 turns it off; out of range is 422.
+            #expect(try await server.settings(org, #"{"expiry_warning_days": 366}"#).status == 422)
+            let off = try await server.settings(org, #"{"expiry_warning_days": 0}"#)
+            #expect(off["expiry_warning_days"] == "0")
+            try await server.grant(org, "3", expiresAt: "2026-03-12T00:00:00Z")
+            try await server.advance(clock, to: "2026-03-11T00:00:00Z")
+            #expect(try await expiring().count == 2)
+        }
+    }
+
+    @Test func balanceLowIsOnByDefaultAtTenPercentOfTheAllocation() async throws {
+        try await TestServer.run { server in
+            try await server.createPlan("p", price: "10.00", credits: "100")
+            let org = try await server.createOrg()
+            try await server.subscribe(org, plan: "p")
+            let lows = { try await server.list("/v1/orgs/\(org)/events?limit=100").filter { $0.text("type") == "balance.low" } }
+            #expect(try await server.spend(org, "85").status == 201)
+            #expect(try await lows().isEmpty)                      // 15 left: above 10
+            #expect(try await server.spend(org, "6").status == 201)
+            let events = try await lows()
+            #expect(events.count == 1)
+            #expect(events.first?["data"]?.text("threshold") == "10")
+            #expect(events.first?["data"]?.text("available") == "9")
+            // "0" turns it off; an organisation without a plan has no default.
+            _ = try await server.settings(org, #"{"low_balance_credits": "0"}"#)
+            #expect(try await server.spend(org, "8").status == 201)
+            #expect(try await lows().count == 1)
+            let payg = try await server.createOrg(name: "No plan")
+            try await server.grant(payg, "10")
+            #expect(try await server.spend(payg, "9.5").status == 201)
+            #expect(try await server.list("/v1/orgs/\(payg)/events?limit=100").filter { $0.text("type") == "balance.low" }.isEmpty)
+        }
+    }
+}

@@ -50,6 +50,25 @@ import TallyTestSupport
         await pool.close()
     }
 
+    /// PostgreSQL can fail a statement after it has described its rows (a check in a data-modifying
+    /// CTE of a `SELECT`): the error must reach the caller even when it reads no rows, and the
+    /// transaction must not commit what came before (it once did: credits.expiring warnings were
+    /// recorded while their event was refused, and a test clock looped on them).
+    @Test func aStatementThatFailsAfterDescribingItsRowsFailsEvenUnread() async throws {
+        try await TestDatabases.shared.withDatabase(maximumConnections: 1) { pool, _ in
+            let database = Database(pool: pool, logger: testLogger)
+            try await pool.query("CREATE TABLE checked (n int CHECK (n > 0))", logger: testLogger)
+            try await pool.query("CREATE TABLE before (n int)", logger: testLogger)
+            await #expect(throws: (any Error).self) {
+                try await database.transaction { connection in
+                    try await connection.query("INSERT INTO before VALUES (1)", logger: testLogger)
+                    try await connection.query("WITH bad AS (INSERT INTO checked VALUES (-1)) SELECT 1", logger: testLogger)
+                }
+            }
+            #expect(try await pool.query("SELECT count(*) FROM before", logger: testLogger).collect()[0].decode(Int.self) == 0)
+        }
+    }
+
     @Test func aConnectionKilledMidTransactionFailsItsStatementAndThePoolRecovers() async throws {
         try await TestDatabases.shared.withDatabase(maximumConnections: 1) { pool, location in
             let admin = try DatabasePool(location: location, maximumConnections: 1, logger: testLogger)

@@ -27,6 +27,7 @@ struct SettingsBody: Decodable {
     let autoTopUp: AutoTopUpBody?
     let alertThresholdsPercent: [Int]?
     let lowBalanceCredits: SettingsPatch.Field<Credits>
+    let expiryWarningDays: Int?
 
     enum CodingKeys: String, CodingKey {
         case overageProtection = "overage_protection"
@@ -34,6 +35,7 @@ struct SettingsBody: Decodable {
         case autoTopUp = "auto_topup"
         case alertThresholdsPercent = "alert_thresholds_percent"
         case lowBalanceCredits = "low_balance_credits"
+        case expiryWarningDays = "expiry_warning_days"
     }
 
     init(from decoder: any Decoder) throws {
@@ -43,6 +45,7 @@ struct SettingsBody: Decodable {
         autoTopUp = try container.decodeIfPresent(AutoTopUpBody.self, forKey: .autoTopUp)
         alertThresholdsPercent = try container.decodeIfPresent([Int].self, forKey: .alertThresholdsPercent)
         lowBalanceCredits = try container.field(Credits.self, .lowBalanceCredits)
+        expiryWarningDays = try container.decodeIfPresent(Int.self, forKey: .expiryWarningDays)
     }
 
     func patch() throws(TallyError) -> SettingsPatch {
@@ -56,6 +59,10 @@ struct SettingsBody: Decodable {
             throw TallyError.validation("low_balance_credits must not be negative.", field: "low_balance_credits")
         }
         patch.lowBalanceCredits = lowBalanceCredits
+        if let days = expiryWarningDays, !(0...365).contains(days) {
+            throw TallyError.validation("expiry_warning_days must be between 0 and 365.", field: "expiry_warning_days")
+        }
+        patch.expiryWarningDays = expiryWarningDays
         if let autoTopUp {
             patch.autoTopUpEnabled = autoTopUp.enabled
             if case .set(let threshold) = autoTopUp.thresholdCredits, threshold.isNegative {
@@ -109,6 +116,7 @@ struct SettingsResponse: Encodable {
     let autoTopup: AutoTopUp
     let alertThresholdsPercent: [Int]
     let lowBalanceCredits: Credits?
+    let expiryWarningDays: Int
 
     enum CodingKeys: String, CodingKey {
         case overageProtection = "overage_protection"
@@ -116,6 +124,7 @@ struct SettingsResponse: Encodable {
         case autoTopup = "auto_topup"
         case alertThresholdsPercent = "alert_thresholds_percent"
         case lowBalanceCredits = "low_balance_credits"
+        case expiryWarningDays = "expiry_warning_days"
     }
 
     init(_ settings: OrgSettings, lastTopUp: (status: String, error: String?, at: Instant, invoiceID: UUID?)?) {
@@ -126,5 +135,6 @@ struct SettingsResponse: Encodable {
                               lastError: lastTopUp?.error, lastInvoiceID: lastTopUp?.invoiceID)
         alertThresholdsPercent = settings.alertThresholdsPercent
         lowBalanceCredits = settings.lowBalanceCredits
+        expiryWarningDays = settings.expiryWarningDays
     }
 }
