@@ -109,6 +109,11 @@ public struct SpendTerms: Sendable, Equatable {
     public struct AutoTopUp: Sendable, Equatable {
         public let thresholdCredits: Credits
         public let packCode: String
+
+        public init(thresholdCredits: Credits, packCode: String) {
+            self.thresholdCredits = thresholdCredits
+            self.packCode = packCode
+        }
     }
 
     public let period: LivePeriod?

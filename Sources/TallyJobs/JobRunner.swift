@@ -25,16 +25,17 @@ public struct JobRunner: Sendable {
         public var expiredBuckets = 0
         public var expiredHolds = 0
         public var expiryWarnings = 0
+        public var topUps = 0
         public var webhookAttempts = 0
         public var retention = RetentionStore.Report()
 
         public var description: String {
-            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), warned of \(expiryWarnings) expiring bucket(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s), \(retention)"
+            "renewed \(renewals) period(s), expired \(expiredBuckets) bucket(s), warned of \(expiryWarnings) expiring bucket(s), topped up \(topUps) organisation(s), freed \(expiredHolds) expired hold(s), made \(webhookAttempts) webhook attempt(s), \(retention)"
         }
 
         static func + (a: Report, b: Report) -> Report {
             Report(renewals: a.renewals + b.renewals, expiredBuckets: a.expiredBuckets + b.expiredBuckets,
-                   expiredHolds: a.expiredHolds + b.expiredHolds, expiryWarnings: a.expiryWarnings + b.expiryWarnings, webhookAttempts: a.webhookAttempts + b.webhookAttempts,
+                   expiredHolds: a.expiredHolds + b.expiredHolds, expiryWarnings: a.expiryWarnings + b.expiryWarnings, topUps: a.topUps + b.topUps, webhookAttempts: a.webhookAttempts + b.webhookAttempts,
                    retention: a.retention)
         }
     }
@@ -67,6 +68,8 @@ public struct JobRunner: Sendable {
         report.expiredBuckets = try await stores.expiry.expireDue(selection, until: now)
         report.expiredHolds = try await stores.reservations.releaseExpired(selection, at: now)
         report.expiryWarnings = try await stores.expiry.warnExpiring(selection, at: now)
+        // Last: after expiries and freed holds, the balance the threshold is compared with is current.
+        report.topUps = try await stores.purchases.topUpDue(selection, at: now)
         return report
     }
 }

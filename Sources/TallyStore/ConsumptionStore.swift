@@ -144,6 +144,7 @@ struct ApplySpends: Sendable {
                 guard case .pending = slots[index] else { continue }
                 let pending = spends[index]
                 let result: Result<SpendOutcome, TallyError>
+                let entryID = UUID.v7(at: now)
                 do {
                     var plan: BurnDownPlan
                     do {
@@ -152,12 +153,21 @@ struct ApplySpends: Sendable {
                         if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: logger) {
                             throw ExpiredHoldsPending()
                         }
-                        guard let overage = pending.terms.overage, let period = pending.terms.period else { throw error }
-                        let incurred = try await PeriodBilling.lockOverageIncurred(period, orgID: orgID, on: connection, logger: logger) + overageInBatch
-                        try OverageRules.check(needed: pending.spend.credits - balance.available, incurred: incurred, cap: overage.capCredits)
-                        plan = try balance.spend(pending.spend.credits, allowOverage: true)
+                        if pending.terms.overage == nil, !toppedUp, let autoTopUp = pending.terms.autoTopUp,
+                           let bought = try await PurchaseStore.autoTopUp(autoTopUp, cause: .shortfall, orgID: orgID, triggeredBy: entryID,
+                                                                         at: now, into: &extras, on: connection, logger: logger) {
+                            // Auto top-up saves the spend it would refuse: the pack first (once, under the
+                            // hourly claim), then the spend; still short, it is refused as before.
+                            toppedUp = true
+                            balance.add(Self.bucket(of: bought, at: now), at: now)
+                            plan = try balance.spend(pending.spend.credits)
+                        } else {
+                            guard let overage = pending.terms.overage, let period = pending.terms.period else { throw error }
+                            let incurred = try await PeriodBilling.lockOverageIncurred(period, orgID: orgID, on: connection, logger: logger) + overageInBatch
+                            try OverageRules.check(needed: pending.spend.credits - balance.available, incurred: incurred, cap: overage.capCredits)
+                            plan = try balance.spend(pending.spend.credits, allowOverage: true)
+                        }
                     }
-                    let entryID = UUID.v7(at: now)
                     var invoiceID: UUID?
                     if plan.overage.isPositive, let overage = pending.terms.overage, let period = pending.terms.period {
                         invoiceID = try await PeriodBilling.accumulateOverage(plan.overage, rate: overage.rate, period: period, orgID: orgID,
@@ -171,12 +181,10 @@ struct ApplySpends: Sendable {
                     write.transactions += 1
                     lastTerms = pending.terms
                     if !toppedUp, let autoTopUp = pending.terms.autoTopUp,
-                       let bought = try await PurchaseStore.autoTopUp(autoTopUp, availableAfter: balance.available, orgID: orgID, triggeredBy: entryID,
+                       let bought = try await PurchaseStore.autoTopUp(autoTopUp, cause: .balance(balance.available), orgID: orgID, triggeredBy: entryID,
                                                                      at: now, into: &extras, on: connection, logger: logger) {
                         toppedUp = true
-                        balance.add(CreditBucket(id: bought.bucketID, source: .purchase, granted: bought.credits, remaining: bought.credits,
-                                                 priority: BucketSource.purchase.defaultPriority, effectiveAt: now, expiresAt: bought.expiresAt,
-                                                 grantedAt: now), at: now)
+                        balance.add(Self.bucket(of: bought, at: now), at: now)
                     }
                     result = .success(SpendOutcome(entryID: entryID, credits: pending.spend.credits, overageCredits: plan.overage,
                                                    availableAfter: balance.available, drawn: plan.draws, createdAt: now))
@@ -216,6 +224,12 @@ struct ApplySpends: Sendable {
                 }
             }
         }
+    }
+
+    /// The bucket a top-up bought, as the running balance of the batch sees it.
+    private static func bucket(of bought: PurchaseOutcome, at now: Instant) -> CreditBucket {
+        CreditBucket(id: bought.bucketID, source: .purchase, granted: bought.credits, remaining: bought.credits,
+                     priority: BucketSource.purchase.defaultPriority, effectiveAt: now, expiresAt: bought.expiresAt, grantedAt: now)
     }
 
     private func claimAndLock(orgID: UUID, claims: [IdempotencyClaim], at now: Instant, on connection: DatabaseConnection,

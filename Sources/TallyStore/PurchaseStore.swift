@@ -89,9 +89,16 @@ public struct PurchaseStore: Sendable {
     /// failed attempt is recorded and not retried until the hour has passed.
     static let autoTopUpIntervalSeconds: Int64 = 3600
 
-    static func autoTopUp(_ terms: SpendTerms.AutoTopUp, availableAfter: Credits, orgID: UUID, triggeredBy entryID: UUID, at now: Instant,
+    /// Why a top-up is considered: a balance below the threshold (after a spend, or found by the
+    /// cron), or a spend the credits do not cover (it buys first, then the spend goes through).
+    enum AutoTopUpCause {
+        case balance(Credits)
+        case shortfall
+    }
+
+    static func autoTopUp(_ terms: SpendTerms.AutoTopUp, cause: AutoTopUpCause, orgID: UUID, triggeredBy entryID: UUID?, at now: Instant,
                           into write: inout LedgerWrite, on connection: DatabaseConnection, logger: Logger) async throws -> PurchaseOutcome? {
-        guard availableAfter < terms.thresholdCredits else { return nil }
+        if case .balance(let available) = cause, available >= terms.thresholdCredits { return nil }
         let claimed = try await connection.query("""
             UPDATE orgs SET last_auto_topup_at = \(now)
             WHERE org_id = \(orgID) AND auto_topup_enabled

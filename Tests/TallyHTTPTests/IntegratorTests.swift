@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TallyCore
 import TallyJSON
+import TallyJobs
 import TallyTestSupport
 
 /// What an integrator and a team admin reach for on day one (issue 16): finding an organisation
@@ -360,6 +361,56 @@ import TallyTestSupport
             try await server.grant(payg, "10")
             #expect(try await server.spend(payg, "9.5").status == 201)
             #expect(try await server.list("/v1/orgs/\(payg)/events?limit=100").filter { $0.text("type") == "balance.low" }.isEmpty)
+        }
+    }
+}
+
+/// Auto top-up that saves the spend needing it, and the cron's top-up of balances that fell.
+@Suite struct AutoTopUpRescueTests {
+    @Test func aSpendTheCreditsDoNotCoverBuysThePackFirstOncePerHour() async throws {
+        try await TestServer.run { server in
+            _ = try await server.loadDemoCatalog()
+            let org = try await server.createOrg()
+            try await server.grant(org, "10")
+            _ = try await server.settings(org, #"{"auto_topup": {"enabled": true, "threshold_credits": "5", "pack": "basic"}}"#)
+            let saved = try await server.spend(org, "50")
+            #expect(saved.status == 201, "the pack is bought first, then the spend goes through: \(saved.text)")
+            #expect(saved["available_after"] == "60")
+            #expect(try await server.list("/v1/orgs/\(org)/ledger?type=purchase").count == 1)
+            // Within the hour no second pack: a spend beyond the credits is refused as before.
+            let refused = try await server.spend(org, "500")
+            #expect(refused.status == 402)
+            #expect(try await server.list("/v1/orgs/\(org)/ledger?type=purchase").count == 1)
+            #expect(try await server.available(org) == Credits(60))
+            #expect(try await server.verify().isEmpty)
+        }
+    }
+
+    @Test func theCronTopsUpBalancesThatFellWithoutASpendAndRecordsFailuresOnce() async throws {
+        let clock = ManualClock("2026-03-01T00:00:00Z")
+        try await TestServer.run(clock: clock) { server in
+            _ = try await server.loadDemoCatalog()
+            let org = try await server.createOrg()
+            try await server.grant(org, "30", expiresAt: "2026-03-01T01:00:00Z")
+            try await server.grant(org, "20")
+            _ = try await server.settings(org, #"{"auto_topup": {"enabled": true, "threshold_credits": "40", "pack": "basic"}}"#)
+            let jobs = JobRunner(stores: server.stores, logger: testLogger)
+            #expect(try await jobs.runOnce(at: clock.now()).topUps == 0)          // 50 available: above 40
+            clock.advance(seconds: 7200)                                         // 30 expire: 20 left
+            #expect(try await jobs.runOnce(at: clock.now()).topUps == 1)
+            #expect(try await server.available(org) == Credits(120))
+            #expect(try await jobs.runOnce(at: clock.now()).topUps == 0)
+
+            // A pack that is gone: one failed attempt and its event per hour, never a loop.
+            let other = try await server.createOrg(name: "Other")
+            _ = try await server.settings(other, #"{"auto_topup": {"enabled": true, "threshold_credits": "40", "pack": "basic"}}"#)
+            try await server.pool.query("ALTER TABLE orgs DROP CONSTRAINT orgs_auto_topup_pack_fkey", logger: testLogger)
+            try await server.pool.query("UPDATE orgs SET auto_topup_pack = 'gone' WHERE org_id = \(UUID(uuidString: other)!)", logger: testLogger)
+            #expect(try await jobs.runOnce(at: clock.now()).topUps == 0)
+            #expect(try await jobs.runOnce(at: clock.now()).topUps == 0)
+            let failures = try await server.list("/v1/orgs/\(other)/events?limit=100").filter { $0.text("type") == "auto_topup.failed" }
+            #expect(failures.count == 1)
+            #expect(try await server.verify().isEmpty)
         }
     }
 }
