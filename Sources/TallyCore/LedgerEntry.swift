@@ -53,10 +53,13 @@ public struct LedgerEntry: Sendable, Equatable {
     public let reservationID: UUID?
     public let createdAt: Instant
     public var postings: [Posting]
+    /// The key the entry was made with; nil for what jobs did on their own.
+    public var key: KeyStamp?
 
     public init(id: UUID, sequence: Int64, type: LedgerEntryType, credits: Credits, overageCredits: Credits, operation: String?,
                 quantity: Int?, params: String?, eventID: String?, eventName: String?, actor: String, metadata: String?,
-                reason: String?, relatedEntryID: UUID?, reservationID: UUID?, createdAt: Instant, postings: [Posting]) {
+                reason: String?, relatedEntryID: UUID?, reservationID: UUID?, createdAt: Instant, postings: [Posting], key: KeyStamp? = nil) {
+        self.key = key
         self.id = id
         self.sequence = sequence
         self.type = type
@@ -84,6 +87,20 @@ extension LedgerEntry {
     public var costCredits: Credits { credits - overageCredits }
 }
 
+/// The key a change was made with, as the ledger records it: its id and prefix, never the
+/// secret. The platform key has no id; its prefix is "platform".
+public struct KeyStamp: Sendable, Equatable {
+    public let id: UUID?
+    public let prefix: String
+
+    public init(id: UUID?, prefix: String) {
+        self.id = id
+        self.prefix = prefix
+    }
+
+    public static let platform = KeyStamp(id: nil, prefix: "platform")
+}
+
 /// What a usage entry describes, beyond its credits: the operation and who and what it was for.
 public struct UsageDetails: Sendable, Equatable {
     public var operation: String?
@@ -95,6 +112,8 @@ public struct UsageDetails: Sendable, Equatable {
     /// A user id; "system" when none is given.
     public var actor: String
     public var metadata: String?
+    /// The key the spend was made with (set by the store from the request's key).
+    public var key: KeyStamp?
 
     public init(operation: String? = nil, quantity: Int? = nil, params: String? = nil, eventID: String? = nil,
                 eventName: String? = nil, actor: String = "system", metadata: String? = nil) {

@@ -27,6 +27,9 @@ public struct OrgSettings: Sendable, Equatable {
     public let lowBalanceCredits: Credits?
     /// `credits.expiring` fires this many days before a bucket with credits left expires; 0 never.
     public let expiryWarningDays: Int
+    /// When the settings last changed, and the key that changed them (nil: never changed).
+    public var changedAt: Instant?
+    public var changedBy: KeyStamp?
 
     public static let defaultAlertThresholdsPercent = [80, 100, 110]
     public static let defaultLowBalancePercent = 10

@@ -48,14 +48,15 @@ struct AuthMiddleware: RouterMiddleware {
             return Self.rateLimited(limit: limit, retryAfter: retryAfter)
         }
         if isPlatform {
-            context.caller = AuthenticatedKey(keyID: nil, orgID: nil, role: .platform)
+            context.caller = AuthenticatedKey(keyID: nil, orgID: nil, role: .platform, prefix: KeyStamp.platform.prefix)
         } else if let key = try await keys.authenticate(secret: secret) {
             context.caller = key
             context.logger[metadataKey: "auth.key_id"] = "\(key.keyID?.idString ?? "-")"
         } else {
             throw TallyError(.unauthenticated, code: "invalid_api_key", detail: "The API key is not valid or has been revoked.")
         }
-        return try await next(request, context)
+        // Every change made while serving the request records the key (see KeyStamp.current).
+        return try await KeyStamp.$current.withValue(context.caller?.stamp) { try await next(request, context) }
     }
 }
 

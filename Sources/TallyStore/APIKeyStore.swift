@@ -39,12 +39,18 @@ public struct AuthenticatedKey: Sendable, Equatable {
     public let keyID: UUID?
     public let orgID: UUID?
     public let role: KeyRole
+    /// The key's public prefix ("platform" for the operator's key).
+    public let prefix: String
 
-    public init(keyID: UUID?, orgID: UUID?, role: KeyRole) {
+    public init(keyID: UUID?, orgID: UUID?, role: KeyRole, prefix: String) {
         self.keyID = keyID
         self.orgID = orgID
         self.role = role
+        self.prefix = prefix
     }
+
+    /// What the ledger records of this key.
+    public var stamp: KeyStamp { KeyStamp(id: keyID, prefix: prefix) }
 }
 
 public struct APIKeyStore: Sendable {
@@ -100,11 +106,11 @@ public struct APIKeyStore: Sendable {
         guard secret.hasPrefix(KeyMaterial.scheme), secret.utf8.count <= 128 else { return nil }
         let hash = ByteBuffer(bytes: KeyMaterial.hash(secret))
         let rows = try await database.pool.query("""
-            SELECT key_id, org_id, role FROM api_keys WHERE key_hash = \(hash) AND revoked_at IS NULL
+            SELECT key_id, org_id, role, prefix FROM api_keys WHERE key_hash = \(hash) AND revoked_at IS NULL
             """, logger: database.logger)
-        for try await (keyID, orgID, role) in rows.decode((UUID, UUID?, String).self) {
+        for try await (keyID, orgID, role, prefix) in rows.decode((UUID, UUID?, String, String).self) {
             guard let role = KeyRole(rawValue: role) else { return nil }
-            return AuthenticatedKey(keyID: keyID, orgID: orgID, role: role)
+            return AuthenticatedKey(keyID: keyID, orgID: orgID, role: role, prefix: prefix)
         }
         return nil
     }

@@ -32,7 +32,7 @@ extension PurchaseStore {
             let (orgID, threshold, pack, available) = try row.decode((UUID, Credits, String, Credits).self)
             let terms = SpendTerms.AutoTopUp(thresholdCredits: threshold, packCode: pack)
             let outcome = try await database.transaction { connection in
-                var write = LedgerWrite(orgID: orgID)
+                var write = LedgerWrite(orgID: orgID, key: nil)
                 let outcome = try await Self.autoTopUp(terms, cause: .balance(available), orgID: orgID, triggeredBy: nil, at: now,
                                                        into: &write, on: connection, logger: database.logger)
                 try await write.execute(on: connection, logger: database.logger)

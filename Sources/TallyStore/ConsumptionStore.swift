@@ -40,6 +40,9 @@ public struct PendingSpend: Sendable {
     public let now: Instant
 
     public init(spend: SpendRequest, terms: SpendTerms, claim: IdempotencyClaim?, render: @escaping ResponseRenderer<SpendOutcome>, now: Instant) {
+        // Stamped here, in the request's own task: the batch that writes it may run in another's.
+        var spend = spend
+        if spend.usage.key == nil { spend.usage.key = KeyStamp.current }
         self.spend = spend
         self.terms = terms
         self.claim = claim
@@ -136,7 +139,7 @@ struct ApplySpends: Sendable {
             var balance = SpendableBalance(buckets: buckets, at: now)
             let availableBefore = balance.available
             var write = SpendWriteStatement(orgID: orgID, now: now, month: CalendarMonth(containing: now, in: spends[0].terms.timezone))
-            var extras = LedgerWrite(orgID: orgID)    // what only some batches need: top-ups, events
+            var extras = LedgerWrite(orgID: orgID, key: nil)    // what only some batches need: top-ups (automatic), events
             var overageInBatch = Credits.zero
             var lastTerms: SpendTerms?
             var toppedUp = false

@@ -31,7 +31,7 @@ public struct ExpiryStore: Sendable {
                 var writes: [UUID: LedgerWrite] = [:]
                 for row in rows {
                     let (orgID, bucketID, remaining, expiresAt, source) = try row.decode((UUID, UUID, Credits, Instant, String).self)
-                    var write = writes[orgID] ?? LedgerWrite(orgID: orgID)
+                    var write = writes[orgID] ?? LedgerWrite(orgID: orgID, key: nil)
                     write.add(.init(id: .v7(at: expiresAt), type: .expiry, reason: "credits expired", createdAt: expiresAt),
                               postings: [(bucketID, -remaining)])
                     write.emit(.creditsExpired, data: .object([("bucket_id", .id(bucketID)), ("source", .string(source)),

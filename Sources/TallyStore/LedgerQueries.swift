@@ -76,7 +76,7 @@ public struct LedgerQueries: Sendable {
         let types = filter.types?.map(\.rawValue)
         let rows = try await database.pool.query("""
             SELECT entry_id, seq, type, credits, overage_credits, operation, quantity, params::text, event_id, event_name,
-                   actor, metadata::text, reason, related_entry_id, reservation_id, created_at
+                   actor, metadata::text, reason, related_entry_id, reservation_id, created_at, api_key_id, api_key_prefix
             FROM ledger_entries
             WHERE org_id = \(orgID)
               AND (\(types)::text[] IS NULL OR type = ANY(\(types)::text[]))
@@ -119,7 +119,8 @@ public struct LedgerQueries: Sendable {
             eventName: try columns[9].decode(String?.self), actor: try columns[10].decode(String.self),
             metadata: try columns[11].decode(String?.self), reason: try columns[12].decode(String?.self),
             relatedEntryID: try columns[13].decode(UUID?.self), reservationID: try columns[14].decode(UUID?.self),
-            createdAt: try columns[15].decode(Instant.self), postings: []
+            createdAt: try columns[15].decode(Instant.self), postings: [],
+            key: try columns[17].decode(String?.self).map { KeyStamp(id: try columns[16].decode(UUID?.self), prefix: $0) }
         )
     }
 }

@@ -43,8 +43,13 @@ struct LedgerWrite {
     private var extraParts: [(name: String?, body: String)] = []
     private var sql = BoundSQL()
 
-    init(orgID: UUID) {
+    /// The key the request that makes this write was sent with: stamped on its entries (nil for
+    /// what jobs do on their own).
+    let key: KeyStamp?
+
+    init(orgID: UUID, key: KeyStamp? = KeyStamp.current) {
         self.orgID = orgID
+        self.key = key
     }
 
     var isEmpty: Bool { entries.isEmpty && extraParts.isEmpty }
@@ -103,12 +108,14 @@ struct LedgerWrite {
                     sql.bind(entry.usage.params) + "::jsonb", sql.bind(entry.usage.eventID), sql.bind(entry.usage.eventName),
                     sql.bind(entry.usage.actor), sql.bind(entry.usage.metadata) + "::jsonb", sql.bind(entry.reason),
                     sql.bind(entry.relatedEntryID), sql.bind(entry.reservationID), sql.bind(entry.invoiceID), sql.bind(entry.createdAt),
+                    sql.bind((entry.usage.key ?? key)?.id), sql.bind((entry.usage.key ?? key)?.prefix),
                 ]
                 return "(" + values.joined(separator: ", ") + ")"
             }
             parts.append("""
                 new_entries AS (INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity,
-                    params, event_id, event_name, actor, metadata, reason, related_entry_id, reservation_id, invoice_id, created_at)
+                    params, event_id, event_name, actor, metadata, reason, related_entry_id, reservation_id, invoice_id, created_at,
+                    api_key_id, api_key_prefix)
                 VALUES \(rows.joined(separator: ", ")))
                 """)
         }

@@ -117,7 +117,8 @@ struct OrgContextStatement: PostgresPreparedStatement {
                o.last_auto_topup_at, o.alert_thresholds_percent,
                s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
                p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text,
-               k.request_hash, k.status_code, k.response_body, p.credit_price, o.expiry_warning_days
+               k.request_hash, k.status_code, k.response_body, p.credit_price, o.expiry_warning_days,
+               o.settings_changed_at, o.settings_changed_by_key_id, o.settings_changed_by_key_prefix
         FROM orgs o
         LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
         LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
@@ -140,12 +141,14 @@ struct OrgContextStatement: PostgresPreparedStatement {
         let c = row.makeRandomAccess()
         let org = Organisation(id: try c[0].decode(UUID.self), name: try c[1].decode(String.self), externalID: try c[2].decode(String?.self),
                                timezone: try c[3].decode(String.self), testClockID: try c[4].decode(UUID?.self), createdAt: try c[5].decode(Instant.self))
-        let settings = OrgSettings(
+        var settings = OrgSettings(
             overageProtection: try c[7].decode(Bool.self), overageCapCredits: try c[8].decode(Credits?.self),
             autoTopUp: .init(enabled: try c[9].decode(Bool.self), thresholdCredits: try c[10].decode(Credits?.self), packCode: try c[11].decode(String?.self)),
             lastAutoTopUpAt: try c[12].decode(Instant?.self), alertThresholdsPercent: try c[13].decode([Int].self),
             lowBalanceCredits: try c[24].decode(Credits?.self), expiryWarningDays: try c[30].decode(Int.self)
         )
+        settings.changedAt = try c[31].decode(Instant?.self)
+        settings.changedBy = try c[33].decode(String?.self).map { KeyStamp(id: try c[32].decode(UUID?.self), prefix: $0) }
         var period: LivePeriod?
         var rates: [String: Credits] = [:]
         if let subscriptionID = try c[14].decode(UUID?.self), let currency = Currency.named(try c[22].decode(String.self)) {
@@ -192,7 +195,9 @@ public struct SettingsPatch: Sendable {
 }
 
 extension OrgStore {
-    public func updateSettings(orgID: UUID, _ patch: SettingsPatch) async throws -> OrgSettings {
+    /// Applies `patch`, recording when and with which key (the request's) the settings changed.
+    public func updateSettings(orgID: UUID, _ patch: SettingsPatch, at now: Instant) async throws -> OrgSettings {
+        let key = KeyStamp.current
         func parts<T>(_ field: SettingsPatch.Field<T>) -> (Bool, T?) {
             switch field {
             case .unchanged: (false, nil)
@@ -214,7 +219,8 @@ extension OrgStore {
                     auto_topup_pack = CASE WHEN \(packSet) THEN \(pack) ELSE auto_topup_pack END,
                     alert_thresholds_percent = coalesce(\(patch.alertThresholdsPercent)::integer[], alert_thresholds_percent),
                     low_balance_credits = CASE WHEN \(lowSet) THEN \(low) ELSE low_balance_credits END,
-                    expiry_warning_days = coalesce(\(patch.expiryWarningDays), expiry_warning_days)
+                    expiry_warning_days = coalesce(\(patch.expiryWarningDays), expiry_warning_days),
+                    settings_changed_at = \(now), settings_changed_by_key_id = \(key?.id), settings_changed_by_key_prefix = \(key?.prefix)
                 WHERE org_id = \(orgID)
                 """, logger: database.logger)
         } catch let error as PSQLError where error.sqlState == SQLState.foreignKeyViolation {

@@ -87,7 +87,7 @@ extension SubscriptionStore {
             """
             UPDATE subscriptions SET plan_code = \(sql.bind(plan.code)), scheduled_plan_code = NULL, cancel_at_period_end = false,
                 anchor_at = \(sql.bind(now)), period_index = 0, current_period_start = \(sql.bind(change.newPeriod.start)),
-                current_period_end = \(sql.bind(change.newPeriod.end))
+                current_period_end = \(sql.bind(change.newPeriod.end)), \(Self.changedBy(now, sql: &sql))
             WHERE org_id = \(sql.bind(orgID)) AND subscription_id = \(sql.bind(subscription.id))
             """
         }
@@ -112,7 +112,8 @@ extension SubscriptionStore {
                                                                             to: plan.code, effectiveAt: subscription.period.end),
                                    orgID: orgID, at: now, on: connection, logger: logger)
         try await connection.query("""
-            UPDATE subscriptions SET scheduled_plan_code = \(scheduled), cancel_at_period_end = false
+            UPDATE subscriptions SET scheduled_plan_code = \(scheduled), cancel_at_period_end = false,
+                changed_at = \(now), changed_by_key_id = \(KeyStamp.current?.id), changed_by_key_prefix = \(KeyStamp.current?.prefix)
             WHERE org_id = \(orgID) AND subscription_id = \(subscription.id)
             """, logger: logger)
         let timezone = try await Self.timezone(orgID: orgID, on: connection, logger: logger)

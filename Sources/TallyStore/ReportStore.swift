@@ -92,7 +92,7 @@ public struct ReportStore: Sendable {
     public func usagePage(orgID: UUID, from: Instant?, to: Instant?, after cursor: ExportCursor?) async throws -> [LedgerEntry] {
         let rows = try await database.pool.query("""
             SELECT entry_id, seq, type, credits, overage_credits, operation, quantity, params::text, event_id, event_name,
-                   actor, metadata::text, reason, related_entry_id, reservation_id, created_at
+                   actor, metadata::text, reason, related_entry_id, reservation_id, created_at, api_key_id, api_key_prefix
             FROM ledger_entries
             WHERE org_id = \(orgID) AND type = 'usage'
               AND (\(from)::timestamptz IS NULL OR created_at >= \(from))

@@ -51,12 +51,12 @@ struct SpendWriteStatement: PostgresPreparedStatement {
     static let sql = """
         WITH new_entries AS (
             INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity, params, event_id,
-                                        event_name, actor, metadata, invoice_id, created_at)
+                                        event_name, actor, metadata, invoice_id, created_at, api_key_id, api_key_prefix)
             SELECT $1::uuid, e.id, 'usage', e.credits, e.overage, e.operation, e.quantity, e.params::jsonb, e.event_id, e.event_name,
-                   e.actor, e.metadata::jsonb, e.invoice_id, $2::timestamptz
+                   e.actor, e.metadata::jsonb, e.invoice_id, $2::timestamptz, e.key_id, e.key_prefix
             FROM unnest($3::uuid[], $4::numeric[], $5::numeric[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[],
-                        $11::text[], $12::text[], $13::uuid[])
-                 AS e (id, credits, overage, operation, quantity, params, event_id, event_name, actor, metadata, invoice_id)
+                        $11::text[], $12::text[], $13::uuid[], $30::uuid[], $31::text[])
+                 AS e (id, credits, overage, operation, quantity, params, event_id, event_name, actor, metadata, invoice_id, key_id, key_prefix)
         ), moved AS (
             UPDATE credit_buckets AS b SET remaining = b.remaining + d.delta
             FROM unnest($14::uuid[], $15::numeric[]) AS d (bucket_id, delta)
@@ -124,7 +124,7 @@ struct SpendWriteStatement: PostgresPreparedStatement {
     var thresholds: [Int] = []
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 29)
+        var b = PostgresBindings(capacity: 31)
         b.append(orgID)
         b.append(now)
         b.append(entries.map(\.id))
@@ -154,6 +154,8 @@ struct SpendWriteStatement: PostgresPreparedStatement {
         b.append(thresholds)
         b.append(period?.start.rfc3339)
         b.append(period?.end.rfc3339)
+        b.append(NullableArray(entries.map { $0.usage.key?.id }))
+        b.append(NullableArray(entries.map { $0.usage.key?.prefix }))
         return b
     }
 

@@ -50,8 +50,9 @@ public struct SubscriptionStore: Sendable {
             do {
                 try await connection.query("""
                     INSERT INTO subscriptions (org_id, subscription_id, plan_code, status, anchor_at, period_index, current_period_start,
-                        current_period_end, created_at)
-                    VALUES (\(orgID), \(subscription.id), \(plan.code), 'active', \(start), 0, \(period.start), \(period.end), \(start))
+                        current_period_end, created_at, changed_at, changed_by_key_id, changed_by_key_prefix)
+                    VALUES (\(orgID), \(subscription.id), \(plan.code), 'active', \(start), 0, \(period.start), \(period.end), \(start),
+                            \(now), \(KeyStamp.current?.id), \(KeyStamp.current?.prefix))
                     """, logger: database.logger)
             } catch let error as PSQLError where error.sqlState == SQLState.uniqueViolation {
                 throw TallyError.conflict("subscription_exists", "The organisation already has a live subscription; change or cancel it.")
@@ -115,7 +116,8 @@ public struct SubscriptionStore: Sendable {
                                                                                     effectiveAt: subscription.period.end),
                                            orgID: orgID, at: now, on: connection, logger: database.logger)
                 let rows = try await connection.query("""
-                    UPDATE subscriptions s SET cancel_at_period_end = true, scheduled_plan_code = NULL
+                    UPDATE subscriptions s SET cancel_at_period_end = true, scheduled_plan_code = NULL,
+                        changed_at = \(now), changed_by_key_id = \(KeyStamp.current?.id), changed_by_key_prefix = \(KeyStamp.current?.prefix)
                     WHERE s.org_id = \(orgID) AND s.subscription_id = \(subscription.id) RETURNING \(unescaped: Self.columns)
                     """, logger: database.logger).collect()
                 return try Self.decode(rows[0])
@@ -129,7 +131,8 @@ public struct SubscriptionStore: Sendable {
             try await PeriodBilling.finalizeOverage(subscriptionID: subscription.id, periodStart: subscription.period.start, orgID: orgID,
                                                     at: now, on: connection, logger: database.logger)
             let rows = try await connection.query("""
-                UPDATE subscriptions s SET status = 'canceled', canceled_at = \(now), cancel_at_period_end = false, scheduled_plan_code = NULL
+                UPDATE subscriptions s SET status = 'canceled', canceled_at = \(now), cancel_at_period_end = false, scheduled_plan_code = NULL,
+                    changed_at = \(now), changed_by_key_id = \(KeyStamp.current?.id), changed_by_key_prefix = \(KeyStamp.current?.prefix)
                 WHERE s.org_id = \(orgID) AND s.subscription_id = \(subscription.id) RETURNING \(unescaped: Self.columns)
                 """, logger: database.logger).collect()
             return try Self.decode(rows[0])
@@ -188,9 +191,17 @@ public struct SubscriptionStore: Sendable {
     }
 
     /// `subscription.changed` data.
-    static func changed(_ change: String, subscriptionID: UUID, from: String?, to: String, effectiveAt: Instant) -> JSONValue {
+    /// The data of `subscription.changed`, with the key that made the change (nil for renewals).
+    static func changed(_ change: String, subscriptionID: UUID, from: String?, to: String, effectiveAt: Instant,
+                        key: KeyStamp? = KeyStamp.current) -> JSONValue {
         .object([("subscription_id", .id(subscriptionID)), ("change", .string(change)), ("from_plan", from.map(JSONValue.string) ?? .null),
-                 ("to_plan", .string(to)), ("effective_at", .string(effectiveAt.rfc3339))])
+                 ("to_plan", .string(to)), ("effective_at", .string(effectiveAt.rfc3339)),
+                 ("api_key_id", .id(key?.id)), ("api_key_prefix", key.map { .string($0.prefix) } ?? .null)])
+    }
+
+    /// `SET` members recording who changed the subscription, and when.
+    static func changedBy(_ now: Instant, key: KeyStamp? = KeyStamp.current, sql: inout BoundSQL) -> String {
+        "changed_at = \(sql.bind(now)), changed_by_key_id = \(sql.bind(key?.id)), changed_by_key_prefix = \(sql.bind(key?.prefix))"
     }
 
     /// Moves plan credits into a new `rollover` bucket of the subscription (one `rollover` entry).

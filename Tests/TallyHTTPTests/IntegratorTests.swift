@@ -414,3 +414,85 @@ import TallyTestSupport
         }
     }
 }
+
+/// Who did it: each ledger entry, plan change and settings change records the key (id and
+/// prefix, never the secret) that made it.
+@Suite struct KeyStampTests {
+    @Test func entriesPlanChangesAndSettingsRecordTheirKey() async throws {
+        try await TestServer.run { server in
+            try await server.createPlan("basic", price: "10.00", credits: "100")
+            try await server.createPlan("pro", price: "50.00", credits: "1000")
+            let org = try await server.createOrg()
+            let made = { (role: String) in
+                try await server.request(.POST, "/v1/orgs/\(org)/api-keys", key: server.platformKey, json: #"{"name": "\#(role)", "role": "\#(role)"}"#)
+            }
+            let member = try await made("member")
+            let admin = try await made("admin")
+            let memberKey = try #require(member["key"]), adminKey = try #require(admin["key"])
+            let subscribed = try await server.request(.POST, "/v1/orgs/\(org)/subscription", key: adminKey, json: #"{"plan": "basic"}"#)
+            #expect(subscribed.status == 201)
+            let spend = try await server.request(.POST, "/v1/orgs/\(org)/reservations", key: memberKey, json: #"{"credits": "2"}"#,
+                                                 headers: [("Idempotency-Key", "hold")])
+            #expect(spend.status == 201)
+            let batch = try await server.request(.POST, "/v1/orgs/\(org)/usage/batch", key: memberKey,
+                                                 json: #"{"items": [{"idempotency_key": "b1", "credits": "1"}]}"#)
+            #expect(batch.status == 200)   // raw credits from a member: 403 inside, and nothing written
+            try await server.grant(org, "5", source: "promotional")
+            server.clock.advance(seconds: 60)
+            let changed = try await server.request(.POST, "/v1/orgs/\(org)/subscription/change", key: adminKey, json: #"{"plan": "pro"}"#)
+            #expect(changed.status == 200, "\(changed.text)")
+            let settings = try await server.request(.PATCH, "/v1/orgs/\(org)/settings", key: adminKey, json: #"{"expiry_warning_days": 3}"#)
+            #expect(settings["changed_by_api_key_id"] == admin["id"])
+            #expect(settings["changed_by_api_key_prefix"] == admin["prefix"])
+            #expect(settings["changed_at"] != nil)
+
+            let ledger = try await server.list("/v1/orgs/\(org)/ledger?limit=100")
+            func keys(_ type: String) -> [String] {
+                ledger.filter { $0.text("type") == type }.map { "\($0.text("api_key_id") ?? "-") \($0.text("api_key_prefix") ?? "-")" }
+            }
+            #expect(keys("hold") == ["\(member["id"]!) \(member["prefix"]!)"])
+            #expect(keys("promotional") == ["- platform"])
+            #expect(keys("plan_allocation") == ["\(admin["id"]!) \(admin["prefix"]!)", "\(admin["id"]!) \(admin["prefix"]!)"])
+            #expect(!ledger.contains { ($0.text("api_key_prefix") ?? "").hasPrefix("tally_") && ($0.text("api_key_prefix") ?? "").count > 20 })
+            let events = try await server.list("/v1/orgs/\(org)/events?limit=100").filter { $0.text("type") == "subscription.changed" }
+            #expect(events.allSatisfy { $0["data"]?.text("api_key_id") == admin["id"] })
+            let row = try await server.pool.query("SELECT changed_by_key_id::text, changed_by_key_prefix FROM subscriptions", logger: testLogger).collect()
+            #expect(try row[0].decode((String, String).self) == (admin["id"]!, admin["prefix"]!))
+        }
+    }
+
+    @Test func spendsKeepTheirOwnKeyInASharedBatch() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "1000")
+            let op = try await server.request(.POST, "/v1/operations", key: server.platformKey, json: #"{"code": "crop", "name": "Crop", "credits": "1"}"#)
+            #expect(op.status == 201)
+            var prefixes: [String: String] = [:]
+            var secrets: [String] = []
+            for index in 0..<4 {
+                let key = try await server.request(.POST, "/v1/orgs/\(org)/api-keys", key: server.platformKey, json: #"{"name": "k\#(index)", "role": "member"}"#)
+                secrets.append(key["key"]!)
+                prefixes[key["key"]!] = key["prefix"]!
+            }
+            // Concurrent spends of one organisation are written together, whichever request leads.
+            let entries = try await withThrowingTaskGroup(of: (String, String).self) { group in
+                for (index, secret) in secrets.enumerated() {
+                    for round in 0..<10 {
+                        group.addTask {
+                            let spend = try await server.request(.POST, "/v1/orgs/\(org)/usage", key: secret, json: #"{"operation": "crop"}"#,
+                                                                 headers: [("Idempotency-Key", "\(index)-\(round)")])
+                            return (secret, spend["entry_id"] ?? "")
+                        }
+                    }
+                }
+                var all: [(String, String)] = []
+                for try await pair in group { all.append(pair) }
+                return all
+            }
+            let ledger = try await server.list("/v1/orgs/\(org)/ledger?type=usage&limit=100")
+            let byEntry = Dictionary(uniqueKeysWithValues: ledger.map { ($0.text("id") ?? "", $0.text("api_key_prefix") ?? "-") })
+            #expect(entries.count == 40)
+            #expect(entries.allSatisfy { byEntry[$0.1] == prefixes[$0.0] })
+        }
+    }
+}

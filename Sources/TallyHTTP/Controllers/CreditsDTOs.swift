@@ -261,6 +261,9 @@ struct LedgerEntryDTO: Encodable {
     let bucketID: UUID?
     let postings: [DrawDTO]
     let createdAt: Instant
+    /// The key the entry was made with (id and prefix, never the secret); nil for jobs.
+    let apiKeyID: UUID?
+    let apiKeyPrefix: String?
 
     enum CodingKeys: String, CodingKey {
         case id, type, credits
@@ -274,6 +277,8 @@ struct LedgerEntryDTO: Encodable {
         case bucketID = "bucket_id"
         case postings
         case createdAt = "created_at"
+        case apiKeyID = "api_key_id"
+        case apiKeyPrefix = "api_key_prefix"
     }
 
     /// `reversalsAsRefunds`: in purchase history a reversal is a credit return, listed as `refund` (seed 003).
@@ -295,6 +300,8 @@ struct LedgerEntryDTO: Encodable {
         bucketID = entry.postings.count == 1 ? entry.postings[0].bucketID : nil
         postings = entry.postings.map { DrawDTO(BurnDownPlan.Draw(bucketID: $0.bucketID, credits: $0.credits)) }
         createdAt = entry.createdAt
+        apiKeyID = entry.key?.id
+        apiKeyPrefix = entry.key?.prefix
     }
 }
 

@@ -84,7 +84,7 @@ struct MoneyController {
             let scope = try await services.orgScope(context, role: .admin)
             var request = request
             let patch = try await request.decode(SettingsBody.self, context: context).patch()
-            let settings = try await services.stores.orgs.updateSettings(orgID: scope.org.id, patch)
+            let settings = try await services.stores.orgs.updateSettings(orgID: scope.org.id, patch, at: scope.now)
             return try Response.json(try await settingsResponse(settings, orgID: scope.org.id))
         }
     }

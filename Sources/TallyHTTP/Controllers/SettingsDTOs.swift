@@ -117,8 +117,15 @@ struct SettingsResponse: Encodable {
     let alertThresholdsPercent: [Int]
     let lowBalanceCredits: Credits?
     let expiryWarningDays: Int
+    /// When and with which key the settings last changed (nil: never).
+    let changedAt: Instant?
+    let changedByAPIKeyID: UUID?
+    let changedByAPIKeyPrefix: String?
 
     enum CodingKeys: String, CodingKey {
+        case changedAt = "changed_at"
+        case changedByAPIKeyID = "changed_by_api_key_id"
+        case changedByAPIKeyPrefix = "changed_by_api_key_prefix"
         case overageProtection = "overage_protection"
         case overageCapCredits = "overage_cap_credits"
         case autoTopup = "auto_topup"
@@ -136,5 +143,8 @@ struct SettingsResponse: Encodable {
         alertThresholdsPercent = settings.alertThresholdsPercent
         lowBalanceCredits = settings.lowBalanceCredits
         expiryWarningDays = settings.expiryWarningDays
+        changedAt = settings.changedAt
+        changedByAPIKeyID = settings.changedBy?.id
+        changedByAPIKeyPrefix = settings.changedBy?.prefix
     }
 }
