@@ -135,7 +135,8 @@ private func factor(_ text: String) -> Factor { try! Factor(parsing: text) }
                               creditExpiry: .never, rollover: .none, overageAllowed: false, overageRate: nil,
                               minPurchaseCredits: Credits(1000), creditPrice: Money(micros: 50_000, currency: .usd),
                               purchasedCreditsExpireAfterDays: nil, operationRates: [:])
-        #expect(payAsYouGo.costPerCredit == nil)
+        // Pay-as-you-go (seed 003 "Show cost per credit"): no allocation, so the credit price.
+        #expect(payAsYouGo.costPerCredit == Money(micros: 50_000, currency: .usd))
         #expect(throws: Never.self) { try payAsYouGo.validate() }
     }
 

@@ -58,7 +58,7 @@ import TallyTestSupport
             let trace = try await server.request(.TRACE, "/v1/orgs", key: server.platformKey)
             #expect(trace.status == 405)
             #expect(trace["code"] == "method_not_allowed")
-            #expect(trace.header("Allow") == "POST")  // listing organisations is not served yet
+            #expect(trace.header("Allow") == "GET, POST")
             let delete = try await server.request(.DELETE, "/v1/orgs/\(org)/balance", key: server.platformKey)
             #expect(delete.status == 405)
             #expect(delete.header("Allow") == "GET")
