@@ -96,9 +96,17 @@ text = urllib.request.urlopen(sys.argv[1]).read().decode()
 values = {line.split()[0]: int(float(line.split()[1])) for line in text.splitlines() if line.startswith("tally_consume_")}
 print(values.get("tally_consume_transactions", 0), values.get("tally_consume_spends", 0))' "http://127.0.0.1:$PORT/metrics"
 }
+member_key() { # org -> a new member key's secret
+  curl -s -X POST "http://127.0.0.1:$PORT/v1/orgs/$1/api-keys" -H "Authorization: Bearer $TALLY_PLATFORM_KEY" \
+    -H 'Content-Type: application/json' -d '{"name": "bench", "role": "member"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
+}
+# Each of the first 200 organisations reads its balance with its own member key (the key lookup
+# is then part of every request, as it is for an integrator's backend).
+head -n 200 "$WORK/orgs.txt" | while read -r org; do echo "$org $(member_key "$org")"; done > "$WORK/members.txt"
+export BENCH_MEMBERS="$WORK/members.txt"
 declare -A RESULT
 declare -A BATCHING
-for scenario in consume_many consume_hot quote balance replay; do
+for scenario in consume_many consume_hot consume_batch quote balance balance_member healthz replay; do
   read -r tx0 sp0 <<<"$(consume_counters)"
   RESULT[$scenario]=$(run_wrk "$scenario")
   read -r tx1 sp1 <<<"$(consume_counters)"
@@ -108,10 +116,6 @@ done
 # Fairness: one organisation's key floods (64 connections, as fast as it can; the per-key limit
 # answers 429 beyond 200/s) while another organisation spends at a modest pace (4 connections).
 # The victim's p99 alone and under the flood.
-member_key() { # org -> a new member key's secret
-  curl -s -X POST "http://127.0.0.1:$PORT/v1/orgs/$1/api-keys" -H "Authorization: Bearer $TALLY_PLATFORM_KEY" \
-    -H 'Content-Type: application/json' -d '{"name": "bench", "role": "member"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
-}
 FLOOD_ORG=$(sed -n 1p "$WORK/orgs.txt"); VICTIM_ORG=$(sed -n 2p "$WORK/orgs.txt")
 FLOOD_KEY=$(member_key "$FLOOD_ORG"); VICTIM_KEY=$(member_key "$VICTIM_ORG")
 victim() {
@@ -167,8 +171,15 @@ read -r many_rps _ <<<"${RESULT[consume_many]}"
 read -r hot_rps _ <<<"${RESULT[consume_hot]}"
 row "consume, $BENCH_ORGS organisations" consume_many "$(ratio "$many_rps" "$CEILING_MANY_16") x ceiling@16, $(ratio "$many_rps" "$CEILING_MANY_64") x ceiling@64, $(ratio "$many_rps" "$OWN_SQL_64") x own SQL@64"
 row "consume, one hot organisation" consume_hot "$(ratio "$hot_rps" "$many_rps") x consume-many, $(ratio "$hot_rps" "$CEILING_HOT_64") x hot ceiling@64, ${BATCHING[consume_hot]}"
+read -r batch_rps _ <<<"${RESULT[consume_batch]}"
+read -r healthz_rps _ <<<"${RESULT[healthz]}"
+read -r member_rps _ <<<"${RESULT[balance_member]}"
+batch_spends=$(awk -v r="$batch_rps" 'BEGIN { printf "%.0f", r * 100 }')
+row "consume, batches of 100 (requests)" consume_batch "$batch_spends spends/s = $(ratio "$batch_spends" "$many_rps") x consume-many, ${BATCHING[consume_batch]}"
 row "quote" quote ""
-row "balance read" balance ""
+row "balance read (platform key)" balance "$(ratio "$(read -r r _ <<<"${RESULT[balance]}"; echo "$r")" "$healthz_rps") x /healthz"
+row "balance read (member keys)" balance_member "$(ratio "$member_rps" "$healthz_rps") x /healthz"
+row "/healthz" healthz ""
 row "consume, idempotent replay" replay ""
 echo
 echo "fairness: another organisation's spend p99 ${VICTIM_ALONE_P99} ms alone, ${VICTIM_FLOOD_P99} ms while one key floods (${FLOOD_RPS} requests/s sent, beyond 200/s answered 429): $(ratio "$VICTIM_FLOOD_P99" "$VICTIM_ALONE_P99") x"
