@@ -23,6 +23,7 @@ public enum TallyApplication {
         CatalogController(services: services).register(on: v1)
         SubscriptionController(services: services).register(on: v1)
         MoneyController(services: services).register(on: v1)
+        SettingsController(services: services).register(on: v1)
         ReportsController(services: services).register(on: v1)
         WebhooksController(services: services).register(on: v1)
         // Router middlewares wrap every route and the not-found answer, whenever they are added.

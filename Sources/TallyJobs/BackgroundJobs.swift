@@ -13,10 +13,13 @@ public struct BackgroundJobs: Service {
     let jobsIntervalSeconds: Int?
     let logger: Logger
     let startAfter: AsyncStream<Void>?
+    /// Hears the end of each round, just before the pause (tests wait on it instead of sleeping).
+    let roundEnded: (@Sendable () -> Void)?
 
     /// `startAfter`: the jobs wait for its first element (the migrations are applied) or its end.
     public init(runner: JobRunner, deliverer: WebhookDeliverer, clock: any WallClock, jobsIntervalSeconds: Int?, logger: Logger,
-                startAfter: AsyncStream<Void>? = nil) {
+                startAfter: AsyncStream<Void>? = nil, roundEnded: (@Sendable () -> Void)? = nil) {
+        self.roundEnded = roundEnded
         self.runner = runner
         self.deliverer = deliverer
         self.clock = clock
@@ -59,6 +62,7 @@ public struct BackgroundJobs: Service {
                     }
                     backoff.failed()
                 }
+                roundEnded?()
                 // Shutdown cancels the sleep: that is a normal stop, not a failure of the service.
                 do { try await Task.sleep(for: backoff.delay) } catch { return }
             }

@@ -82,7 +82,7 @@ public struct APIKeyStore: Sendable {
             """, logger: database.logger)
         var keys: [APIKey] = []
         for try await (id, name, role, prefix, createdAt) in rows.decode((UUID, String, String, String, Instant).self) {
-            keys.append(APIKey(id: id, orgID: orgID, name: name, role: KeyRole(rawValue: role) ?? .member,
+            keys.append(APIKey(id: id, orgID: orgID, name: name, role: try StoredValue.decode(KeyRole.self, role, column: "api_keys.role"),
                                prefix: prefix, createdAt: createdAt, revokedAt: nil))
         }
         let hasMore = keys.count > limit

@@ -17,7 +17,7 @@ enum BucketQueries {
         try rows.map { row in
             let (id, source, granted, remaining, priority, effectiveAt, expiresAt, grantedAt) =
                 try row.decode((UUID, String, Credits, Credits, Int, Instant, Instant?, Instant).self)
-            return CreditBucket(id: id, source: BucketSource(rawValue: source) ?? .adminGrant, granted: granted, remaining: remaining,
+            return CreditBucket(id: id, source: try StoredValue.decode(BucketSource.self, source, column: "credit_buckets.source"), granted: granted, remaining: remaining,
                                 priority: priority, effectiveAt: effectiveAt, expiresAt: expiresAt, grantedAt: grantedAt)
         }
     }

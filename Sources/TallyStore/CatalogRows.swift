@@ -38,16 +38,18 @@ enum PlanRows {
 
     static func decode(_ row: PostgresRow) throws -> Plan {
         let c = row.makeRandomAccess()
-        guard let currency = Currency.named(try c[3].decode(String.self)) else { throw PostgresDecodingError.Code.failure }
+        let currency = try StoredValue.currency(try c[3].decode(String.self), column: "plans.currency")
         let expiry: Plan.CreditExpiry = switch try c[6].decode(String.self) {
         case "days": .days(try c[7].decode(Int.self))
         case "never": .never
-        default: .periodEnd
+        case "period_end": .periodEnd
+        case let other: throw UnknownStoredValue(column: "plans.credit_expiry", value: other)
         }
         let rollover: Plan.Rollover = switch try c[8].decode(String.self) {
         case "all": .all
         case "capped": .capped(try c[9].decode(Credits.self))
-        default: .none
+        case "none": .none
+        case let other: throw UnknownStoredValue(column: "plans.rollover", value: other)
         }
         var rates: [String: Credits] = [:]
         if case .object(let members) = try JSONParser.parse(Array(try c[15].decode(String.self).utf8)) {
@@ -56,7 +58,7 @@ enum PlanRows {
         return Plan(
             code: try c[0].decode(String.self), name: try c[1].decode(String.self),
             price: try c[2].decode(MoneyMicros.self).money(currency),
-            interval: Plan.Interval(rawValue: try c[4].decode(String.self)) ?? .month,
+            interval: try StoredValue.decode(Plan.Interval.self, try c[4].decode(String.self), column: "plans.interval"),
             creditsPerPeriod: try c[5].decode(Credits.self), creditExpiry: expiry, rollover: rollover,
             overageAllowed: try c[10].decode(Bool.self), overageRate: try c[11].decode(MoneyMicros?.self)?.money(currency),
             minPurchaseCredits: try c[12].decode(Credits?.self), creditPrice: try c[13].decode(MoneyMicros?.self)?.money(currency),
@@ -125,7 +127,7 @@ enum PackRows {
 
     static func decode(_ row: PostgresRow) throws -> CreditPack {
         let (code, name, credits, price, currencyCode, days) = try row.decode((String, String, Credits, MoneyMicros, String, Int?).self)
-        guard let currency = Currency.named(currencyCode) else { throw PostgresDecodingError.Code.failure }
+        let currency = try StoredValue.currency(currencyCode, column: "credit_packs.currency")
         return CreditPack(code: code, name: name, credits: credits, price: price.money(currency), expiresAfterDays: days)
     }
 }

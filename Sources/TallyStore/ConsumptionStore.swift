@@ -246,7 +246,7 @@ struct ApplySpends: Sendable {
             claimed = Set(try columns[0].decode([String].self))
             guard try columns[1].decode(UUID?.self) != nil else { continue }
             buckets.append(CreditBucket(
-                id: try columns[1].decode(UUID.self), source: BucketSource(rawValue: try columns[2].decode(String.self)) ?? .adminGrant,
+                id: try columns[1].decode(UUID.self), source: try StoredValue.decode(BucketSource.self, try columns[2].decode(String.self), column: "credit_buckets.source"),
                 granted: try columns[3].decode(Credits.self), remaining: try columns[4].decode(Credits.self),
                 priority: try columns[5].decode(Int.self), effectiveAt: try columns[6].decode(Instant.self),
                 expiresAt: try columns[7].decode(Instant?.self), grantedAt: try columns[8].decode(Instant.self)

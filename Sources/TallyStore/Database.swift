@@ -125,12 +125,10 @@ public struct Database: Sendable {
 
     public enum IsolationLevel: Sendable {
         case readCommitted
-        case serializable
 
         var beginStatement: PostgresQuery {
             switch self {
             case .readCommitted: "BEGIN"
-            case .serializable: "BEGIN ISOLATION LEVEL SERIALIZABLE"
             }
         }
     }
@@ -145,10 +143,6 @@ public enum SQLState {
     public static let uniqueViolation = "23505"
     public static let foreignKeyViolation = "23503"
     public static let checkViolation = "23514"
-    public static let serializationFailure = "40001"
-    public static let deadlockDetected = "40P01"
-    public static let lockNotAvailable = "55P03"
-    public static let queryCanceled = "57014"
 }
 
 /// The database cannot be used right now: unreachable, a connection lost mid-request, no free

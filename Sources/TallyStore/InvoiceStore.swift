@@ -123,11 +123,11 @@ public struct InvoiceStore: Sendable {
 
     static func decodeHeader(_ row: PostgresRow) throws -> Invoice {
         let c = row.makeRandomAccess()
-        guard let currency = Currency.named(try c[4].decode(String.self)) else { throw PostgresDecodingError.Code.failure }
+        let currency = try StoredValue.currency(try c[4].decode(String.self), column: "invoices.currency")
         return Invoice(
             id: try c[0].decode(UUID.self), number: try c[1].decode(Int64?.self),
-            kind: Invoice.Kind(rawValue: try c[2].decode(String.self)) ?? .subscription,
-            status: Invoice.Status(rawValue: try c[3].decode(String.self)) ?? .draft, currency: currency, lines: [],
+            kind: try StoredValue.decode(Invoice.Kind.self, try c[2].decode(String.self), column: "invoices.kind"),
+            status: try StoredValue.decode(Invoice.Status.self, try c[3].decode(String.self), column: "invoices.status"), currency: currency, lines: [],
             total: try c[5].decode(MoneyMicros.self).money(currency), subscriptionID: try c[6].decode(UUID?.self),
             periodStart: try c[7].decode(Instant?.self), periodEnd: try c[8].decode(Instant?.self), issuedAt: try c[9].decode(Instant?.self),
             paidAt: try c[10].decode(Instant?.self), paymentReference: try c[11].decode(String?.self),
@@ -191,7 +191,7 @@ extension InvoiceStore {
             """, logger: database.logger).collect()
         guard let row = rows.first else { throw TallyError.notFound("The invoice") }
         let (status, reference) = try row.decode((String, String?).self)
-        return (Invoice.Status(rawValue: status) ?? .draft, reference)
+        return (try StoredValue.decode(Invoice.Status.self, status, column: "invoices.status"), reference)
     }
 
     private func committed(orgID: UUID, invoiceID: UUID) async throws -> Invoice {

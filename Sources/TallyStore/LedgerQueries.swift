@@ -32,7 +32,7 @@ public struct LedgerQueries: Sendable {
             }
             guard try c[5].decode(UUID?.self) != nil else { continue }
             buckets.append(CreditBucket(
-                id: try c[5].decode(UUID.self), source: BucketSource(rawValue: try c[6].decode(String.self)) ?? .adminGrant,
+                id: try c[5].decode(UUID.self), source: try StoredValue.decode(BucketSource.self, try c[6].decode(String.self), column: "credit_buckets.source"),
                 granted: try c[7].decode(Credits.self), remaining: try c[8].decode(Credits.self), priority: try c[9].decode(Int.self),
                 effectiveAt: try c[10].decode(Instant.self), expiresAt: try c[11].decode(Instant?.self), grantedAt: try c[12].decode(Instant.self)
             ))
@@ -112,7 +112,7 @@ public struct LedgerQueries: Sendable {
         let columns = row.makeRandomAccess()
         return LedgerEntry(
             id: try columns[0].decode(UUID.self), sequence: try columns[1].decode(Int64.self),
-            type: LedgerEntryType(rawValue: try columns[2].decode(String.self)) ?? .usage,
+            type: try StoredValue.decode(LedgerEntryType.self, try columns[2].decode(String.self), column: "ledger_entries.type"),
             credits: try columns[3].decode(Credits.self), overageCredits: try columns[4].decode(Credits.self),
             operation: try columns[5].decode(String?.self), quantity: try columns[6].decode(Int?.self),
             params: try columns[7].decode(String?.self), eventID: try columns[8].decode(String?.self),

@@ -80,7 +80,11 @@ public struct LedgerVerifier: Sendable {
             FROM invoice_lines l JOIN invoices i ON i.org_id = l.org_id AND i.invoice_id = l.invoice_id
             """, logger: logger)
         for try await (org, invoice, position, currencyCode, quantity, unitPrice, amount) in lines.decode((UUID, UUID, Int, String, Credits, MoneyMicros, MoneyMicros).self) {
-            guard let currency = Currency.named(currencyCode) else { continue }
+            guard let currency = Currency.named(currencyCode) else {
+                mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString) line \(position)",
+                                           detail: "unknown currency '\(currencyCode)'"))
+                continue
+            }
             let expected = InvoiceLine(description: "", quantity: quantity, unitPrice: unitPrice.money(currency)).amount
             if expected != amount.money(currency) {
                 mismatches.append(Mismatch(orgID: org, subject: "invoice \(invoice.idString) line \(position)",

@@ -151,7 +151,8 @@ struct OrgContextStatement: PostgresPreparedStatement {
         settings.changedBy = try c[33].decode(String?.self).map { KeyStamp(id: try c[32].decode(UUID?.self), prefix: $0) }
         var period: LivePeriod?
         var rates: [String: Credits] = [:]
-        if let subscriptionID = try c[14].decode(UUID?.self), let currency = Currency.named(try c[22].decode(String.self)) {
+        if let subscriptionID = try c[14].decode(UUID?.self) {
+            let currency = try StoredValue.currency(try c[22].decode(String.self), column: "plans.currency")
             let overageRate = try c[20].decode(Bool.self) ? try c[21].decode(MoneyMicros?.self)?.money(currency) : nil
             let allocation = try c[19].decode(Credits.self)
             let price = try c[23].decode(MoneyMicros.self).money(currency)

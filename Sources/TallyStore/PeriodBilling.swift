@@ -76,7 +76,7 @@ enum PeriodBilling {
             """, logger: logger).collect()
         guard let row = rows.first else { throw TallyError.conflict("overage_invoiced", "The period's overage is already invoiced.") }
         let (invoiceID, currencyCode, quantity, unitPrice) = try row.decode((UUID, String, Credits?, MoneyMicros?).self)
-        guard let currency = Currency.named(currencyCode) else { throw PostgresDecodingError.Code.failure }
+        let currency = try StoredValue.currency(currencyCode, column: "invoices.currency")
         let unit = rate ?? unitPrice?.money(currency) ?? .zero(currency)
         let line = OverageRules.line(credits: (quantity ?? .zero) + credits, rate: unit)
         try await connection.query("""
@@ -113,10 +113,9 @@ enum PeriodBilling {
             UPDATE invoices SET status = 'open', number = \(number), issued_at = \(time) WHERE org_id = \(orgID) AND invoice_id = \(invoiceID)
             RETURNING currency
             """, logger: logger).collect()
-        if let currency = Currency.named(try opened[0].decode(String.self)) {
-            try await EventOutbox.emit(.invoiceFinalized, data: InvoiceStore.finalizedData(id: invoiceID, number: number, kind: .overage, total: total.money(currency)),
-                                       orgID: orgID, at: time, on: connection, logger: logger)
-        }
+        let currency = try StoredValue.currency(try opened[0].decode(String.self), column: "invoices.currency")
+        try await EventOutbox.emit(.invoiceFinalized, data: InvoiceStore.finalizedData(id: invoiceID, number: number, kind: .overage, total: total.money(currency)),
+                                   orgID: orgID, at: time, on: connection, logger: logger)
         return invoiceID
     }
 }

@@ -140,7 +140,8 @@ extension SubscriptionStore {
         let drafts = LockOverageDraftsStatement(orgIDs: due.map(\.subscription.orgID), subscriptionIDs: due.map(\.subscription.id),
                                                 periodStarts: due.map(\.subscription.period.start))
         for try await (_, subscriptionID, invoiceID, total, currencyCode) in try await connection.execute(drafts, logger: logger) {
-            guard let position = index[subscriptionID], let currency = Currency.named(currencyCode) else { continue }
+            guard let position = index[subscriptionID] else { continue }
+            let currency = try StoredValue.currency(currencyCode, column: "invoices.currency")
             due[position].overageDraft = (invoiceID, total.money(currency))
         }
     }

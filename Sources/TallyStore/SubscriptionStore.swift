@@ -18,7 +18,7 @@ public struct SubscriptionStore: Sendable {
         let c = row.makeRandomAccess()
         return Subscription(
             id: try c[0].decode(UUID.self), orgID: try c[1].decode(UUID.self), planCode: try c[2].decode(String.self),
-            status: Subscription.Status(rawValue: try c[3].decode(String.self)) ?? .canceled, anchor: try c[4].decode(Instant.self),
+            status: try StoredValue.decode(Subscription.Status.self, try c[3].decode(String.self), column: "subscriptions.status"), anchor: try c[4].decode(Instant.self),
             period: BillingPeriod(index: try c[5].decode(Int.self), start: try c[6].decode(Instant.self), end: try c[7].decode(Instant.self)),
             cancelAtPeriodEnd: try c[8].decode(Bool.self), scheduledPlanCode: try c[9].decode(String?.self),
             createdAt: try c[10].decode(Instant.self), canceledAt: try c[11].decode(Instant?.self)

@@ -8,34 +8,6 @@ import TallyJSON
 /// statement: the monthly rollup, the period's counters, the period's alert thresholds, and the
 /// low-balance event.
 enum UsageAccounting {
-    /// Spends made together (one batch): counted once, since a statement may touch each counter
-    /// row only once.
-    struct Batch {
-        var credits = Credits.zero
-        var overage = Credits.zero
-        var transactions = 0
-        var terms: SpendTerms?
-        let availableBefore: Credits
-        var availableAfter = Credits.zero
-
-        init(availableBefore: Credits) {
-            self.availableBefore = availableBefore
-        }
-
-        mutating func add(_ spent: Credits, overage spentOverage: Credits, terms spendTerms: SpendTerms) {
-            credits += spent
-            overage += spentOverage
-            transactions += 1
-            terms = spendTerms
-        }
-
-        func write(at time: Instant, orgID: UUID, into write: inout LedgerWrite) {
-            guard transactions > 0, let terms else { return }
-            UsageAccounting.spend(credits, overage: overage, transactions: transactions, at: time, terms: terms,
-                                  availableBefore: availableBefore, availableAfter: availableAfter, orgID: orgID, into: &write)
-        }
-    }
-
     /// Spends of `credits` (of which `overage` uncovered), counted in the month and the period.
     static func spend(_ credits: Credits, overage: Credits, transactions: Int = 1, at time: Instant, terms: SpendTerms,
                       availableBefore: Credits, availableAfter: Credits, orgID: UUID, into write: inout LedgerWrite) {

@@ -9,17 +9,18 @@ import TallyTestSupport
     /// graceful shutdown cancels it, in the middle of its one-second pause included.
     @Test func backgroundJobsEndWithoutAnErrorOnGracefulShutdown() async throws {
         try await TestServer.run { server in
+            let (rounds, roundEnded) = AsyncStream.makeStream(of: Void.self)
             let jobs = BackgroundJobs(
                 runner: JobRunner(stores: server.stores, logger: testLogger),
                 deliverer: WebhookDeliverer(store: server.stores.webhooks, allowPrivateTargets: false, clock: server.clock, logger: testLogger),
-                clock: server.clock, jobsIntervalSeconds: 1, logger: testLogger
+                clock: server.clock, jobsIntervalSeconds: 1, logger: testLogger, roundEnded: { roundEnded.yield() }
             )
             let group = ServiceGroup(configuration: .init(services: [jobs], logger: testLogger))
             let outcome = await withTaskGroup(of: (any Error)?.self) { tasks in
                 tasks.addTask {
                     do { try await group.run(); return nil } catch { return error }
                 }
-                try? await Task.sleep(for: .milliseconds(400))   // inside the pause after the first round
+                for await _ in rounds { break }   // the first round is done: the pause comes next
                 await group.triggerGracefulShutdown()
                 return await tasks.next() ?? nil
             }

@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Testing
 import TallyCore
 import TallyTestSupport
@@ -172,12 +173,17 @@ import TallyTestSupport
         try await TestServer.run { server in
             let org = try await server.createOrg()
             try await server.grant(org, "10")
-            await #expect(throws: (any Error).self) {
-                try await server.pool.query("UPDATE ledger_entries SET credits = 0", logger: testLogger)
+            // Refused by the append-only trigger (restrict_violation), not by anything else.
+            for statement: PostgresQuery in ["UPDATE ledger_entries SET credits = 0", "DELETE FROM ledger_postings"] {
+                do {
+                    try await server.pool.query(statement, logger: testLogger)
+                    Issue.record("\(statement.sql) was allowed")
+                } catch let error as PSQLError {
+                    #expect(error.serverInfo?[.sqlState] == "23001", "\(String(reflecting: error))")
+                    #expect(error.serverInfo?[.message]?.contains("append-only") == true)
+                }
             }
-            await #expect(throws: (any Error).self) {
-                try await server.pool.query("DELETE FROM ledger_postings", logger: testLogger)
-            }
+            #expect(try await server.ledgerCount(org) == 1)
         }
     }
 }

@@ -28,6 +28,14 @@ struct CatalogController {
             guard let plan = try await catalog.plan(context.parameters.get("code") ?? "") else { throw TallyError.notFound("The plan") }
             return try Response.json(PlanResponse(plan))
         }
+        v1.put("/plans/{code}") { request, context in
+            try context.requirePlatform()
+            var request = request
+            let plan = try await request.decode(PlanBody.self, context: context).plan()
+            guard plan.code == context.parameters.get("code") else { throw TallyError.validation("code must match the path.", field: "code") }
+            try await catalog.replacePlan(plan, at: services.clock.now())
+            return try Response.json(PlanResponse(plan))
+        }
 
         v1.post("/operations") { request, context in
             try context.requirePlatform()

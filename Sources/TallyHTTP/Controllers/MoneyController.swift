@@ -4,7 +4,7 @@ import TallyCore
 import TallyJSON
 import TallyStore
 
-/// Purchases, invoice payment and voiding, and organisation settings.
+/// Purchases, invoice payment and voiding.
 struct MoneyController {
     let services: AppServices
 
@@ -76,25 +76,10 @@ struct MoneyController {
             let invoice = try await services.stores.invoices.void(orgID: scope.org.id, invoiceID: try invoiceID(context), at: scope.now)
             return try Response.json(InvoiceResponse(invoice))
         }
-        v1.get("/orgs/{org}/settings") { _, context in
-            let scope = try await services.orgScope(context)
-            return try Response.json(try await settingsResponse(scope.context.settings, orgID: scope.org.id))
-        }
-        v1.patch("/orgs/{org}/settings") { request, context in
-            let scope = try await services.orgScope(context, role: .admin)
-            var request = request
-            let patch = try await request.decode(SettingsBody.self, context: context).patch()
-            let settings = try await services.stores.orgs.updateSettings(orgID: scope.org.id, patch, at: scope.now)
-            return try Response.json(try await settingsResponse(settings, orgID: scope.org.id))
-        }
     }
 
     private func invoiceID(_ context: TallyRequestContext) throws -> UUID {
         guard let text = context.parameters.get("invoice"), let id = UUID(idString: text) else { throw TallyError.notFound("The invoice") }
         return id
-    }
-
-    private func settingsResponse(_ settings: OrgSettings, orgID: UUID) async throws -> SettingsResponse {
-        SettingsResponse(settings, lastTopUp: try await services.stores.orgs.lastAutoTopUp(orgID: orgID))
     }
 }

@@ -111,15 +111,6 @@ struct SubscriptionController {
             context.logger.info("test clock advanced", metadata: ["test_clock.id": "\(clock.id.idString)", "report": "\(report)"])
             return try Response.json(TestClockResponse(try await services.stores.testClocks.setTime(clock.id, to: body.to)))
         }
-
-        v1.put("/plans/{code}") { request, context in
-            try context.requirePlatform()
-            var request = request
-            let plan = try await request.decode(PlanBody.self, context: context).plan()
-            guard plan.code == context.parameters.get("code") else { throw TallyError.validation("code must match the path.", field: "code") }
-            try await services.stores.catalog.replacePlan(plan, at: services.clock.now())
-            return try Response.json(PlanResponse(plan))
-        }
     }
 
     private func testClock(_ context: TallyRequestContext) async throws -> TestClock {
