@@ -37,8 +37,8 @@ struct ProblemMiddleware: RouterMiddleware {
             if DatabaseUnavailable.isConnectionLoss(error) {
                 return mapped(unavailable(DatabaseUnavailable(.connectionLost, underlying: error), context: context))
             }
-            if let refused = refusedValue(error) { return mapped(refused) }
-            if isOverload(error) {
+            if let refused = DatabaseRefusal.refusedValue(error) { return mapped(refused) }
+            if DatabaseRefusal.isOverload(error) {
                 context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
                 return mapped(TallyError(.unavailable, code: "unavailable", detail: "The service is briefly unavailable; retry with the same Idempotency-Key."))
             }
@@ -69,29 +69,6 @@ struct ProblemMiddleware: RouterMiddleware {
         case .unauthorized: TallyError(.unauthenticated, code: "unauthenticated", detail: error.body ?? "A valid API key is required.")
         default: TallyError(.malformedRequest, code: "bad_request", detail: error.body ?? "The request is not valid.")
         }
-    }
-
-    /// A value PostgreSQL refuses to store: beyond a column's range or a limit constraint (22003,
-    /// `*_limit` checks), or text it cannot hold (22021, 22P05). The decoders refuse such input
-    /// first, naming the field; this is the net under them, so that it is never a 500.
-    static func refusedValue(_ error: any Error) -> TallyError? {
-        guard let error = error as? PSQLError, let state = error.sqlState else { return nil }
-        switch state {
-        case "22003":
-            return TallyError(.unprocessable, code: "out_of_range", detail: "An amount is beyond what can be stored.")
-        case "23514" where error.serverInfo?[.constraintName]?.hasSuffix("_limit") == true:
-            return TallyError(.unprocessable, code: "out_of_range", detail: "An amount is beyond what an organisation may hold.")
-        case "22021", "22P05":
-            return TallyError(.unprocessable, code: "invalid_text", detail: "The request holds text that cannot be stored (such as a NUL character).")
-        default:
-            return nil
-        }
-    }
-
-    /// Lock or statement timeouts and a saturated pool: the client may retry.
-    static func isOverload(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, let state = error.sqlState else { return false }
-        return state == "55P03" || state == "57014"
     }
 
     static func status(for kind: TallyError.Kind) -> HTTPResponse.Status {
