@@ -66,6 +66,8 @@ write = {
     19: f'ARRAY[{KEY}]', 20: 'ARRAY[201]', 21: "ARRAY[decode(repeat('ab', 300), 'hex')]",
     # the month's rollup; no live period, no alert thresholds (as the benchmark organisations)
     22: "date_trunc('month', now())", 23: '0.0001', 24: '1', 25: '0', 26: 'NULL', 27: "'{}'", 28: 'NULL', 29: 'NULL',
+    # the key the spend was made with (the platform key: no id)
+    30: NULLS, 31: "ARRAY['platform']",
 }
 
 spends, orgs = source('SpendStatements.swift'), source('OrgStore.swift')
