@@ -111,7 +111,7 @@ for scenario in consume_many consume_hot consume_batch quote balance balance_mem
   RESULT[$scenario]=$(run_wrk "$scenario")
   read -r tx1 sp1 <<<"$(consume_counters)"
   BATCHING[$scenario]=$(awk -v t=$((tx1 - tx0)) -v s=$((sp1 - sp0)) 'BEGIN { if (t > 0) printf "%.1f spends per transaction", s / t }')
-  echo "   $scenario: ${RESULT[$scenario]} ${BATCHING[$scenario]}" >&2
+  echo "   $scenario: ${RESULT[$scenario]} ${BATCHING[$scenario]}; server RSS $(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status") MB, peak $(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status") MB" >&2
 done
 # Fairness: one organisation's key floods (64 connections, as fast as it can; the per-key limit
 # answers 429 beyond 200/s) while another organisation spends at a modest pace (4 connections).
