@@ -8,9 +8,12 @@ import TallyJSON
 /// `POST /v1/orgs/{org}/usage/batch`: up to 100 spends in one request (seed 000 processes images
 /// in batches). Each item is claimed and answered exactly as `POST .../usage` with its key and
 /// body would be (replays across the two included); one failing item never undoes another. The
-/// items run concurrently, so the organisation's spend batcher commits them together.
+/// items run concurrently, at most `batchItemsInFlight` at a time, so the organisation's spend
+/// batcher commits them together while a flood of batches holds a bounded number of spends in
+/// memory (all 100 at once took a server from 49 to 155 MB under 64 concurrent batches).
 extension CreditsController {
     static let batchItemsMaximum = 100
+    static let batchItemsInFlight = 25
 
     func consumeBatch(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
         let scope = try await services.orgScope(context)
@@ -26,13 +29,14 @@ extension CreditsController {
         // Each item is the `POST .../usage` it stands for, on the same organisation path.
         let usagePath = String(request.uri.path.dropLast("/batch".count))
         let answers = await withTaskGroup(of: (Int, Int, [UInt8]).self) { group in
+            var answers = [(Int, [UInt8])](repeating: (0, []), count: items.count)
             for (index, item) in items.enumerated() {
+                if index >= Self.batchItemsInFlight, let (done, status, body) = await group.next() { answers[done] = (status, body) }
                 group.addTask {
                     let (status, body) = await batchItem(item, index: index, path: usagePath, scope: scope, context: context)
                     return (index, status, body)
                 }
             }
-            var answers = [(Int, [UInt8])](repeating: (0, []), count: items.count)
             for await (index, status, body) in group { answers[index] = (status, body) }
             return answers
         }
