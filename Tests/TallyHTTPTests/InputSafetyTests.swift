@@ -106,6 +106,11 @@ import TallyTestSupport
             }
             #expect(try await server.ledgerCount(org) == entries)
             #expect(try await server.available(org) == Credits(8))
+            // A scheme in capitals is the same scheme (a 500 from the database's check before).
+            let endpoint = try await server.request(.POST, "/v1/webhook-endpoints", key: server.platformKey,
+                                                    json: #"{"url": "HTTP://127.0.0.1:9/hook", "events": ["*"]}"#)
+            #expect(endpoint.status == 201, "\(endpoint.text)")
+            #expect(endpoint["url"] == "http://127.0.0.1:9/hook")
         }
     }
 

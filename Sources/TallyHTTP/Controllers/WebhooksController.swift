@@ -128,8 +128,8 @@ struct WebhooksController {
             }
             let events = try Self.validateEvents(body.events)
             let privateAllowed = caller.role == .platform || services.allowPrivateWebhookTargets
-            try await WebhookURL.validate(body.url, allowPrivateAddresses: privateAllowed)
-            let (endpoint, secret) = try await webhooks.create(orgID: orgID, url: body.url, events: events,
+            let url = try await WebhookURL.validate(body.url, allowPrivateAddresses: privateAllowed)
+            let (endpoint, secret) = try await webhooks.create(orgID: orgID, url: url, events: events,
                                                                privateAllowed: caller.role == .platform, at: services.clock.now())
             return try Response.json(EndpointDTO(endpoint, secret: secret), status: .created)
         }
@@ -191,9 +191,11 @@ struct WebhooksController {
 }
 
 /// Endpoint URLs: http(s), a host that resolves. An organisation's endpoint must resolve to public
-/// addresses only, so that nobody can make Tally post into the network it runs in.
+/// addresses only, so that nobody can make Tally post into the network it runs in. Returns the URL
+/// with its scheme in lower case (schemes are case-insensitive; `HTTP://host` is stored as
+/// `http://host`, as the database's check expects).
 enum WebhookURL {
-    static func validate(_ text: String, allowPrivateAddresses: Bool) async throws {
+    static func validate(_ text: String, allowPrivateAddresses: Bool) async throws -> String {
         guard text.count <= 2048, let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
               scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
             throw TallyError.validation("url must be an http(s) URL.", field: "url")
@@ -203,5 +205,6 @@ enum WebhookURL {
         if !allowPrivateAddresses, addresses.contains(where: WebhookAddressPolicy.isPrivate) {
             throw TallyError.validation("url must point to a public address.", field: "url")
         }
+        return scheme + text.dropFirst(scheme.count)
     }
 }
