@@ -66,6 +66,9 @@ extension OrgStore {
             }
         } catch let error as PSQLError where error.sqlState == SQLState.uniqueViolation {
             throw TallyError.conflict("external_id_taken", "Another organisation already has external_id '\(externalID ?? "")'.")
+        } catch let error as PSQLError where error.sqlState == "22023" {
+            // A zone Foundation knows and PostgreSQL's zone database does not: nothing was changed.
+            throw TallyError.validation("'\(patch.timezone ?? "")' is not a time zone the database knows.", field: "timezone")
         }
     }
 
