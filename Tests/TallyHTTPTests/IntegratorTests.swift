@@ -453,7 +453,12 @@ import TallyTestSupport
             #expect(keys("hold") == ["\(member["id"]!) \(member["prefix"]!)"])
             #expect(keys("promotional") == ["- platform"])
             #expect(keys("plan_allocation") == ["\(admin["id"]!) \(admin["prefix"]!)", "\(admin["id"]!) \(admin["prefix"]!)"])
-            #expect(!ledger.contains { ($0.text("api_key_prefix") ?? "").hasPrefix("tally_") && ($0.text("api_key_prefix") ?? "").count > 20 })
+            // Never the secret: neither key's secret appears anywhere in the ledger, the events or the settings.
+            let ledgerText = try await server.request(.GET, "/v1/orgs/\(org)/ledger?limit=100", key: server.platformKey).text
+            let eventsText = try await server.request(.GET, "/v1/orgs/\(org)/events?limit=100", key: server.platformKey).text
+            for secret in [memberKey, adminKey] {
+                #expect(![ledgerText, eventsText, settings.text].contains { $0.contains(secret) })
+            }
             let events = try await server.list("/v1/orgs/\(org)/events?limit=100").filter { $0.text("type") == "subscription.changed" }
             #expect(events.allSatisfy { $0["data"]?.text("api_key_id") == admin["id"] })
             let row = try await server.pool.query("SELECT changed_by_key_id::text, changed_by_key_prefix FROM subscriptions", logger: testLogger).collect()
