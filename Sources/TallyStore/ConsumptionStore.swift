@@ -51,18 +51,28 @@ public struct PendingSpend: Sendable {
     }
 }
 
-/// Consumption: spends credits atomically, exactly once, never below zero. Concurrent spends of
-/// one organisation are applied together (see `SpendBatcher`), each with its own result.
+/// One organisation's queued spends, in arrival order.
+struct OrgSpends: Sendable {
+    let orgID: UUID
+    let spends: [PendingSpend]
+
+    /// The organisation's time for the batch: its latest spend's (a test clock's, or the real one).
+    var now: Instant { spends.map(\.now).max()! }
+}
+
+/// Consumption: spends credits atomically, exactly once, never below zero. Concurrent spends,
+/// of one organisation or of many, are applied together (see `SpendBatcher`), each with its own
+/// result.
 public struct ConsumptionStore: Sendable {
     let database: Database
     let reservations: ReservationStore
     let batcher: SpendBatcher
 
-    init(database: Database, reservations: ReservationStore) {
+    init(database: Database, reservations: ReservationStore, transactionsMaximum: Int) {
         self.database = database
         self.reservations = reservations
         let apply = ApplySpends(database: database, reservations: reservations)
-        self.batcher = SpendBatcher(apply: { orgID, spends in try await apply.run(orgID: orgID, spends) })
+        self.batcher = SpendBatcher(transactionsMaximum: transactionsMaximum, apply: { groups in try await apply.run(groups) })
     }
 
     /// Spends `spend.credits` now. `terms` say what the organisation allows beyond its credits
@@ -74,199 +84,151 @@ public struct ConsumptionStore: Sendable {
         try await batcher.submit(orgID: orgID, PendingSpend(spend: spend, terms: terms, claim: claim, render: render, now: now))
     }
 
-    /// How many transactions spends have taken, and how many spends: batching at work.
-    public var batchStatistics: (batches: Int, spends: Int) {
+    /// How many transactions spends have taken, how many spends, and the most organisations one
+    /// transaction carried: batching at work.
+    public var batchStatistics: (batches: Int, spends: Int, organisationsMaximum: Int) {
         get async { await batcher.statistics }
     }
 }
 
-/// Applies a batch of one organisation's spends in one transaction, in arrival order.
+/// Applies the queued spends of several organisations in one transaction: each organisation's
+/// in arrival order, the organisations in lock order.
 struct ApplySpends: Sendable {
     let database: Database
     let reservations: ReservationStore
 
     /// Thrown inside the transaction when a spend is short of credits but expired holds still
-    /// keep some: it rolls back, the holds are freed in their own transaction, and the batch is
-    /// applied once more.
-    struct ExpiredHoldsPending: Error {}
+    /// keep some: it rolls back, the organisation's holds are freed in their own transaction, and
+    /// the spends are applied once more.
+    struct ExpiredHoldsPending: Error {
+        let orgID: UUID
+        let now: Instant
+    }
 
-    func run(orgID: UUID, _ spends: [PendingSpend]) async throws -> [StoredResponse] {
-        do {
-            return try await apply(orgID: orgID, spends, mayFreeExpiredHolds: true)
-        } catch is ExpiredHoldsPending {
-            try await reservations.releaseExpired(.org(orgID), at: spends.map(\.now).max()!)
-            return try await apply(orgID: orgID, spends, mayFreeExpiredHolds: false)
+    func run(_ groups: [OrgSpends]) async throws -> [[Result<StoredResponse, any Error>]] {
+        var freed: Set<UUID> = []
+        while true {
+            do {
+                return try await apply(groups, freed: freed)
+            } catch let pending as ExpiredHoldsPending where !freed.contains(pending.orgID) {
+                // Each organisation's holds are freed at most once: the loop ends.
+                try await reservations.releaseExpired(.org(pending.orgID), at: pending.now)
+                freed.insert(pending.orgID)
+            }
         }
     }
 
-    private enum Slot {
-        case pending
-        case answered(StoredResponse)
-        /// Same key as an earlier spend of the batch: its answer, or a conflict.
-        case sameAs(Int)
-        case conflict
-    }
-
-    private func apply(orgID: UUID, _ spends: [PendingSpend], mayFreeExpiredHolds: Bool) async throws -> [StoredResponse] {
+    private func apply(_ groups: [OrgSpends], freed: Set<UUID>) async throws -> [[Result<StoredResponse, any Error>]] {
         let logger = database.logger
-        let now = spends.map(\.now).max()!
+        // Every transaction locks organisation after organisation in PostgreSQL's order of their
+        // ids (the order renewals use too), each organisation's buckets in burn-down order.
+        let order = groups.indices.sorted { groups[$0].orgID.databaseOrder < groups[$1].orgID.databaseOrder }
         return try await database.transaction { connection in
             // 1. Claim the keys (the first spend with a key owns it) and lock the buckets, in one statement.
-            var slots = [Slot](repeating: .pending, count: spends.count)
-            var owners: [String: Int] = [:]
-            for (index, pending) in spends.enumerated() {
-                guard let claim = pending.claim else { continue }
-                if let owner = owners[claim.key] {
-                    slots[index] = spends[owner].claim!.requestHash == claim.requestHash ? .sameAs(owner) : .conflict
-                } else {
-                    owners[claim.key] = index
+            var slots = groups.map { SpendSlots(count: $0.spends.count) }
+            var claimAndLock = ClaimAndLockStatement()
+            for g in order {
+                let group = groups[g]
+                slots[g].assignOwners(group.spends)
+                for key in slots[g].owners.keys.sorted() {
+                    let claim = group.spends[slots[g].owners[key]!].claim!
+                    claimAndLock.claims.append(.init(orgID: group.orgID, key: key, hash: claim.requestHash, at: group.now))
                 }
+                claimAndLock.orgs.append((group.orgID, group.now))
             }
-            let (claimed, buckets) = try await claimAndLock(orgID: orgID, claims: owners.keys.sorted().map { spends[owners[$0]!].claim! },
-                                                            at: now, on: connection, logger: logger)
-            let replays = owners.filter { !claimed.contains($0.key) }
+            let (claimed, buckets) = try await Self.claimAndLock(claimAndLock, on: connection, logger: logger)
+            var replays: [(group: Int, key: String)] = []
+            for g in order {
+                for key in slots[g].owners.keys where !claimed.contains(OrgKey(orgID: groups[g].orgID, key: key)) { replays.append((g, key)) }
+            }
             if !replays.isEmpty {
-                let stored = try await storedResponses(orgID: orgID, keys: Array(replays.keys), on: connection, logger: logger)
-                for (key, index) in replays {
-                    guard let (hash, response) = stored[key] else {
+                let stored = try await Self.storedResponses(replays.map { OrgKey(orgID: groups[$0.group].orgID, key: $0.key) },
+                                                            on: connection, logger: logger)
+                for (g, key) in replays {
+                    let index = slots[g].owners[key]!
+                    guard let (hash, response) = stored[OrgKey(orgID: groups[g].orgID, key: key)] else {
                         throw TallyError(.unavailable, code: "unavailable", detail: "The idempotency key is being released; retry.")
                     }
-                    slots[index] = hash == spends[index].claim!.requestHash ? .answered(response) : .conflict
+                    slots[g].slots[index] = hash == groups[g].spends[index].claim!.requestHash ? .answered(response) : .conflict
                 }
             }
 
-            // 2. Plan every spend, in arrival order, against the running balance.
-            var balance = SpendableBalance(buckets: buckets, at: now)
-            let availableBefore = balance.available
-            var write = SpendWriteStatement(orgID: orgID, now: now, month: CalendarMonth(containing: now, in: spends[0].terms.timezone))
-            var extras = LedgerWrite(orgID: orgID, key: nil)    // what only some batches need: top-ups (automatic), events
-            var overageInBatch = Credits.zero
-            var lastTerms: SpendTerms?
-            var toppedUp = false
-            for index in spends.indices {
-                guard case .pending = slots[index] else { continue }
-                let pending = spends[index]
-                let result: Result<SpendOutcome, TallyError>
-                let entryID = UUID.v7(at: now)
-                do {
-                    var plan: BurnDownPlan
-                    do {
-                        plan = pending.spend.credits.isZero ? .nothing : try balance.spend(pending.spend.credits)
-                    } catch {
-                        if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: logger) {
-                            throw ExpiredHoldsPending()
-                        }
-                        if pending.terms.overage == nil, !toppedUp, let autoTopUp = pending.terms.autoTopUp,
-                           let bought = try await PurchaseStore.autoTopUp(autoTopUp, cause: .shortfall, orgID: orgID, triggeredBy: entryID,
-                                                                         at: now, into: &extras, on: connection, logger: logger) {
-                            // Auto top-up saves the spend it would refuse: the pack first (once, under the
-                            // hourly claim), then the spend; still short, it is refused as before.
-                            toppedUp = true
-                            balance.add(Self.bucket(of: bought, at: now), at: now)
-                            plan = try balance.spend(pending.spend.credits)
-                        } else {
-                            guard let overage = pending.terms.overage, let period = pending.terms.period else { throw error }
-                            let incurred = try await PeriodBilling.lockOverageIncurred(period, orgID: orgID, on: connection, logger: logger) + overageInBatch
-                            try OverageRules.check(needed: pending.spend.credits - balance.available, incurred: incurred, cap: overage.capCredits)
-                            plan = try balance.spend(pending.spend.credits, allowOverage: true)
-                        }
-                    }
-                    var invoiceID: UUID?
-                    if plan.overage.isPositive, let overage = pending.terms.overage, let period = pending.terms.period {
-                        invoiceID = try await PeriodBilling.accumulateOverage(plan.overage, rate: overage.rate, period: period, orgID: orgID,
-                                                                             at: now, on: connection, logger: logger)
-                        overageInBatch += plan.overage
-                    }
-                    write.entries.append(.init(id: entryID, credits: -plan.covered, overage: plan.overage, usage: pending.spend.usage, invoiceID: invoiceID))
-                    write.postings += plan.draws.map { (entryID, $0.bucketID, -$0.credits) }
-                    write.credits += pending.spend.credits
-                    write.overage += plan.overage
-                    write.transactions += 1
-                    lastTerms = pending.terms
-                    if !toppedUp, let autoTopUp = pending.terms.autoTopUp,
-                       let bought = try await PurchaseStore.autoTopUp(autoTopUp, cause: .balance(balance.available), orgID: orgID, triggeredBy: entryID,
-                                                                     at: now, into: &extras, on: connection, logger: logger) {
-                        toppedUp = true
-                        balance.add(Self.bucket(of: bought, at: now), at: now)
-                    }
-                    result = .success(SpendOutcome(entryID: entryID, credits: pending.spend.credits, overageCredits: plan.overage,
-                                                   availableAfter: balance.available, drawn: plan.draws, createdAt: now))
-                } catch let error as TallyError {
-                    guard pending.claim != nil else { throw error }
-                    result = .failure(error)
-                }
-                let (status, body) = try pending.render(result)
-                slots[index] = .answered(StoredResponse(status: status, body: body, replayed: false))
-                if let claim = pending.claim { write.answers.append((claim.key, status, body)) }
-            }
-            if let terms = lastTerms {
-                write.period = terms.period
-                write.thresholds = terms.alertThresholdsPercent
-                if let low = terms.lowBalanceCredits, availableBefore >= low, balance.available < low {
-                    extras.emit(.balanceLow, data: .object([("available", .text(balance.available)), ("threshold", .text(low))]), at: now)
-                }
+            // 2. Plan every organisation's spends, in arrival order, against its running balance.
+            var write = SpendWriteStatement()
+            var extras: [LedgerWrite] = []
+            for g in order {
+                var planner = OrgSpendPlanner(orgID: groups[g].orgID, now: groups[g].now, buckets: buckets[groups[g].orgID] ?? [],
+                                              mayFreeExpiredHolds: !freed.contains(groups[g].orgID))
+                try await planner.plan(groups[g].spends, slots: &slots[g], into: &write, on: connection, logger: logger)
+                extras.append(planner.extras)
             }
             // Each bucket moves once, by the sum of its postings.
-            var deltas: [UUID: Credits] = [:]
-            for posting in write.postings { deltas[posting.bucketID, default: .zero] += posting.credits }
-            write.moved = deltas.filter { !$0.value.isZero }.map { ($0.key, $0.value) }
+            var deltas: [UUID: (orgID: UUID, delta: Credits)] = [:]
+            for posting in write.postings { deltas[posting.bucketID, default: (posting.orgID, .zero)].delta += posting.credits }
+            write.moved = deltas.filter { !$0.value.delta.isZero }.map { ($0.value.orgID, $0.key, $0.value.delta) }
             // Extras first: a bucket a top-up creates exists before the spends that draw from it move it.
-            try await extras.execute(on: connection, logger: logger)
+            for extra in extras { try await extra.execute(on: connection, logger: logger) }
             let movedCount = try await connection.execute(write, logger: logger).reduce(0) { $0 + $1 }
             try LedgerWriteMismatch.check(moved: movedCount, planned: write.moved.count)
 
             // 3. Answers, in arrival order.
-            return try slots.map { slot -> StoredResponse in
-                switch slot {
-                case .answered(let response): return response
-                case .sameAs(let owner):
-                    guard case .answered(let response) = slots[owner] else { preconditionFailure("an owner is answered first") }
-                    return StoredResponse(status: response.status, body: response.body, replayed: true)
-                case .conflict: throw TallyError.idempotencyConflict
-                case .pending: preconditionFailure("every spend is answered")
-                }
-            }
+            return slots.map { $0.answers() }
         }
     }
 
-    /// The bucket a top-up bought, as the running balance of the batch sees it.
-    private static func bucket(of bought: PurchaseOutcome, at now: Instant) -> CreditBucket {
-        CreditBucket(id: bought.bucketID, source: .purchase, granted: bought.credits, remaining: bought.credits,
-                     priority: BucketSource.purchase.defaultPriority, effectiveAt: now, expiresAt: bought.expiresAt, grantedAt: now)
-    }
-
-    private func claimAndLock(orgID: UUID, claims: [IdempotencyClaim], at now: Instant, on connection: DatabaseConnection,
-                              logger: Logger) async throws -> (claimed: Set<String>, buckets: [CreditBucket]) {
-        let statement = ClaimAndLockStatement(orgID: orgID, now: now, keys: claims.map(\.key),
-                                              hashes: claims.map { ByteBuffer(bytes: $0.requestHash) })
-        var claimed: Set<String> = []
-        var buckets: [CreditBucket] = []
+    private static func claimAndLock(_ statement: ClaimAndLockStatement, on connection: DatabaseConnection,
+                                     logger: Logger) async throws -> (claimed: Set<OrgKey>, buckets: [UUID: [CreditBucket]]) {
+        var claimed: Set<OrgKey> = []
+        var buckets: [UUID: [CreditBucket]] = [:]
+        var first = true
         for try await row in try await connection.execute(statement, logger: logger) {
             let columns = row.makeRandomAccess()
-            claimed = Set(try columns[0].decode([String].self))
-            guard try columns[1].decode(UUID?.self) != nil else { continue }
-            buckets.append(CreditBucket(
-                id: try columns[1].decode(UUID.self), source: try StoredValue.decode(BucketSource.self, try columns[2].decode(String.self), column: "credit_buckets.source"),
-                granted: try columns[3].decode(Credits.self), remaining: try columns[4].decode(Credits.self),
-                priority: try columns[5].decode(Int.self), effectiveAt: try columns[6].decode(Instant.self),
-                expiresAt: try columns[7].decode(Instant?.self), grantedAt: try columns[8].decode(Instant.self)
+            if first {
+                first = false
+                for (orgID, key) in zip(try columns[0].decode([UUID].self), try columns[1].decode([String].self)) {
+                    claimed.insert(OrgKey(orgID: orgID, key: key))
+                }
+            }
+            guard try columns[3].decode(UUID?.self) != nil else { continue }
+            buckets[try columns[2].decode(UUID.self), default: []].append(CreditBucket(
+                id: try columns[3].decode(UUID.self),
+                source: try StoredValue.decode(BucketSource.self, try columns[4].decode(String.self), column: "credit_buckets.source"),
+                granted: try columns[5].decode(Credits.self), remaining: try columns[6].decode(Credits.self),
+                priority: try columns[7].decode(Int.self), effectiveAt: try columns[8].decode(Instant.self),
+                expiresAt: try columns[9].decode(Instant?.self), grantedAt: try columns[10].decode(Instant.self)
             ))
         }
         return (claimed, buckets)
     }
 
-    private func storedResponses(orgID: UUID, keys: [String], on connection: DatabaseConnection, logger: Logger) async throws
-        -> [String: (hash: [UInt8], response: StoredResponse)] {
+    private static func storedResponses(_ keys: [OrgKey], on connection: DatabaseConnection, logger: Logger) async throws
+        -> [OrgKey: (hash: [UInt8], response: StoredResponse)] {
         let rows = try await connection.query("""
-            SELECT idempotency_key, request_hash, status_code, response_body FROM idempotency_keys
-            WHERE org_id = \(orgID) AND idempotency_key = ANY(\(keys))
+            SELECT i.org_id, i.idempotency_key, i.request_hash, i.status_code, i.response_body
+            FROM idempotency_keys i JOIN unnest(\(keys.map(\.orgID)), \(keys.map(\.key))) AS k (org_id, key)
+              ON i.org_id = k.org_id AND i.idempotency_key = k.key
             """, logger: logger).collect()
-        var stored: [String: (hash: [UInt8], response: StoredResponse)] = [:]
+        var stored: [OrgKey: (hash: [UInt8], response: StoredResponse)] = [:]
         for row in rows {
-            let (key, hash, status, body) = try row.decode((String, ByteBuffer, Int?, ByteBuffer?).self)
+            let (orgID, key, hash, status, body) = try row.decode((UUID, String, ByteBuffer, Int?, ByteBuffer?).self)
             guard let status, let body else { continue }
-            stored[key] = (Array(hash.readableBytesView), StoredResponse(status: status, body: Array(body.readableBytesView), replayed: true))
+            stored[OrgKey(orgID: orgID, key: key)] = (Array(hash.readableBytesView), StoredResponse(status: status, body: Array(body.readableBytesView), replayed: true))
         }
         return stored
+    }
+}
+
+/// An idempotency key within its organisation.
+struct OrgKey: Hashable {
+    let orgID: UUID
+    let key: String
+}
+
+extension UUID {
+    /// PostgreSQL's order of `uuid` values: their bytes, most significant first.
+    var databaseOrder: (UInt64, UInt64) {
+        withUnsafeBytes(of: uuid) { raw in
+            (UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
     }
 }

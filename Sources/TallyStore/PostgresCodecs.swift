@@ -131,11 +131,12 @@ extension Instant: PostgresNonThrowingEncodable, PostgresDecodable, PostgresArra
     }
 }
 
-extension CalendarMonth: PostgresNonThrowingEncodable, PostgresDecodable {
+extension CalendarMonth: PostgresNonThrowingEncodable, PostgresDecodable, PostgresArrayEncodable {
     /// PostgreSQL counts `date` in days from 2000-01-01.
     static let postgresEpochOffsetDays: Int64 = 10_957
 
     public static var psqlType: PostgresDataType { .date }
+    public static var psqlArrayType: PostgresDataType { .dateArray }
     public static var psqlFormat: PostgresFormat { .binary }
 
     public func encode<E: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {

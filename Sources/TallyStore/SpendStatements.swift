@@ -5,21 +5,32 @@ import PostgresNIO
 import TallyCore
 
 /// The hot path of spending as prepared statements: fixed SQL text, planned once per connection.
-/// (Unprepared, parsing and planning these took three times as long as running them.)
+/// (Unprepared, parsing and planning these took three times as long as running them.) Both carry
+/// the spends of several organisations at once, as parallel arrays with an `org_id` per row: one
+/// transaction commits the queued spends of every organisation it holds (see `SpendBatcher`).
 
-/// Claims the batch's idempotency keys (in key order) and then locks the organisation's spendable
-/// buckets in burn-down order: one round trip. A claim that conflicts waits for the transaction
-/// holding the key and comes back unclaimed.
+/// Claims the transaction's idempotency keys (in the order given: organisation, then key) and
+/// then locks each organisation's spendable buckets, organisation by organisation in the order
+/// given, each in burn-down order: one round trip. A claim that conflicts waits for the
+/// transaction holding the key and comes back unclaimed. Every claim is made before any bucket
+/// is locked (the buckets' subquery reads the claims), so a transaction never waits for a key
+/// while holding buckets.
 struct ClaimAndLockStatement: PostgresPreparedStatement {
     static let sql = """
         WITH claim AS (
             INSERT INTO idempotency_keys (org_id, idempotency_key, request_hash, created_at)
-            SELECT $1::uuid, k, h, $2::timestamptz FROM unnest($3::text[], $4::bytea[]) AS c (k, h) ORDER BY k
-            ON CONFLICT DO NOTHING RETURNING idempotency_key
-        ), claimed AS (SELECT coalesce(array_agg(idempotency_key), '{}') AS keys FROM claim)
-        SELECT claimed.keys, b.* FROM claimed LEFT JOIN LATERAL (
+            SELECT c.org_id, c.k, c.h, c.at
+            FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::timestamptz[]) WITH ORDINALITY AS c (org_id, k, h, at, n) ORDER BY c.n
+            ON CONFLICT DO NOTHING RETURNING org_id, idempotency_key
+        ), claimed AS (
+            SELECT coalesce(array_agg(org_id), '{}') AS orgs, coalesce(array_agg(idempotency_key), '{}') AS keys FROM claim
+        )
+        SELECT claimed.orgs, claimed.keys, o.org_id, b.*
+        FROM claimed CROSS JOIN unnest($5::uuid[], $6::timestamptz[]) WITH ORDINALITY AS o (org_id, at, n)
+        LEFT JOIN LATERAL (
             SELECT \(BucketQueries.columns) FROM credit_buckets
-            WHERE org_id = $1::uuid AND remaining > 0 AND effective_at <= $2::timestamptz AND (expires_at IS NULL OR expires_at > $2::timestamptz)
+            WHERE org_id = o.org_id AND remaining > 0 AND effective_at <= o.at AND (expires_at IS NULL OR expires_at > o.at)
+              AND cardinality(claimed.keys) >= 0
             ORDER BY \(BucketQueries.burnOrder)
             LIMIT \(BucketQueries.spendableBucketsMaximum)
             FOR UPDATE
@@ -27,106 +38,130 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
         """
     typealias Row = PostgresRow
 
-    let orgID: UUID
-    let now: Instant
-    let keys: [String]
-    let hashes: [ByteBuffer]
+    struct Claim {
+        let orgID: UUID
+        let key: String
+        let hash: [UInt8]
+        let at: Instant
+    }
+
+    /// In lock order.
+    var claims: [Claim] = []
+    /// In lock order, with each organisation's time (a test clock's, or the real one).
+    var orgs: [(orgID: UUID, now: Instant)] = []
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 4)
-        bindings.append(orgID)
-        bindings.append(now)
-        bindings.append(keys)
-        bindings.append(hashes)
+        var bindings = PostgresBindings(capacity: 6)
+        bindings.append(claims.map(\.orgID))
+        bindings.append(claims.map(\.key))
+        bindings.append(claims.map { ByteBuffer(bytes: $0.hash) })
+        bindings.append(claims.map(\.at))
+        bindings.append(orgs.map(\.orgID))
+        bindings.append(orgs.map(\.now))
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }
 
-/// Everything a batch of plain spends writes, in one statement: the usage entries, their
-/// postings, the buckets' new remainders, the stored answers, the month's rollup and the
-/// period's counters with the alert thresholds they cross (and those alerts' events).
+/// Everything a transaction of plain spends writes, in one statement: the usage entries, their
+/// postings, the buckets' new remainders, the stored answers, the months' rollups and the
+/// periods' counters with the alert thresholds they cross (and those alerts' events).
 struct SpendWriteStatement: PostgresPreparedStatement {
     static let sql = """
         WITH new_entries AS (
             INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity, params, event_id,
                                         event_name, actor, metadata, invoice_id, created_at, api_key_id, api_key_prefix)
-            SELECT $1::uuid, e.id, 'usage', e.credits, e.overage, e.operation, e.quantity, e.params::jsonb, e.event_id, e.event_name,
-                   e.actor, e.metadata::jsonb, e.invoice_id, $2::timestamptz, e.key_id, e.key_prefix
-            FROM unnest($3::uuid[], $4::numeric[], $5::numeric[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[],
-                        $11::text[], $12::text[], $13::uuid[], $30::uuid[], $31::text[])
-                 AS e (id, credits, overage, operation, quantity, params, event_id, event_name, actor, metadata, invoice_id, key_id, key_prefix)
+            SELECT e.org_id, e.id, 'usage', e.credits, e.overage, e.operation, e.quantity, e.params::jsonb, e.event_id, e.event_name,
+                   e.actor, e.metadata::jsonb, e.invoice_id, e.created_at, e.key_id, e.key_prefix
+            FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], $5::text[], $6::int[], $7::text[], $8::text[],
+                        $9::text[], $10::text[], $11::text[], $12::uuid[], $13::uuid[], $14::text[], $15::timestamptz[])
+                 AS e (org_id, id, credits, overage, operation, quantity, params, event_id, event_name, actor, metadata, invoice_id,
+                       key_id, key_prefix, created_at)
         ), moved AS (
             UPDATE credit_buckets AS b SET remaining = b.remaining + d.delta
-            FROM unnest($14::uuid[], $15::numeric[]) AS d (bucket_id, delta)
-            WHERE b.org_id = $1::uuid AND b.bucket_id = d.bucket_id
+            FROM unnest($16::uuid[], $17::uuid[], $18::numeric[]) AS d (org_id, bucket_id, delta)
+            WHERE b.org_id = d.org_id AND b.bucket_id = d.bucket_id
             RETURNING b.bucket_id
         ), new_postings AS (
             INSERT INTO ledger_postings (org_id, entry_id, bucket_id, credits)
-            SELECT $1::uuid, p.entry_id, p.bucket_id, p.credits FROM unnest($16::uuid[], $17::uuid[], $18::numeric[]) AS p (entry_id, bucket_id, credits)
+            SELECT p.org_id, p.entry_id, p.bucket_id, p.credits
+            FROM unnest($19::uuid[], $20::uuid[], $21::uuid[], $22::numeric[]) AS p (org_id, entry_id, bucket_id, credits)
         ), answers AS (
             UPDATE idempotency_keys AS i SET status_code = a.status, response_body = a.body
-            FROM unnest($19::text[], $20::int[], $21::bytea[]) AS a (key, status, body)
-            WHERE i.org_id = $1::uuid AND i.idempotency_key = a.key
+            FROM unnest($23::uuid[], $24::text[], $25::int[], $26::bytea[]) AS a (org_id, key, status, body)
+            WHERE i.org_id = a.org_id AND i.idempotency_key = a.key
         ), month AS (
             INSERT INTO usage_months (org_id, month, credits_used, transactions)
-            SELECT $1::uuid, $22::date, $23::numeric, $24::bigint WHERE $24::bigint > 0
+            SELECT m.org_id, m.month, m.credits, m.transactions
+            FROM unnest($27::uuid[], $28::date[], $29::numeric[], $30::bigint[]) AS m (org_id, month, credits, transactions)
             ON CONFLICT (org_id, month) DO UPDATE SET credits_used = usage_months.credits_used + EXCLUDED.credits_used,
                                                       transactions = usage_months.transactions + EXCLUDED.transactions
         ), counted AS (
-            UPDATE usage_periods SET used_credits = used_credits + $23::numeric, overage_credits = overage_credits + $25::numeric
-            WHERE org_id = $1::uuid AND period_start = $26::timestamptz AND $24::bigint > 0
-            RETURNING allocation, used_credits
+            UPDATE usage_periods AS u SET used_credits = u.used_credits + p.credits, overage_credits = u.overage_credits + p.overage
+            FROM unnest($31::uuid[], $32::timestamptz[], $33::numeric[], $34::numeric[], $35::text[], $36::text[], $37::timestamptz[])
+                 AS p (org_id, period_start, credits, overage, start_text, end_text, at)
+            WHERE u.org_id = p.org_id AND u.period_start = p.period_start
+            RETURNING u.org_id, u.period_start, u.allocation, u.used_credits, p.credits AS added, p.start_text, p.end_text, p.at
         ), crossed AS (
-            SELECT t.percent, gen_random_uuid() AS event_id, c.used_credits, c.allocation
-            FROM counted c CROSS JOIN unnest($27::integer[]) AS t (percent)
-            WHERE c.allocation > 0 AND (c.used_credits - $23::numeric) * 100 < c.allocation * t.percent AND c.used_credits * 100 >= c.allocation * t.percent
+            SELECT c.org_id, c.period_start, t.percent, gen_random_uuid() AS event_id, c.used_credits, c.allocation,
+                   c.start_text, c.end_text, c.at
+            FROM counted c JOIN unnest($38::uuid[], $39::integer[]) AS t (org_id, percent) ON t.org_id = c.org_id
+            WHERE c.allocation > 0 AND (c.used_credits - c.added) * 100 < c.allocation * t.percent
+              AND c.used_credits * 100 >= c.allocation * t.percent
         ), fired AS (
             INSERT INTO alert_firings (org_id, period_start, percent, event_id, fired_at)
-            SELECT $1::uuid, $26::timestamptz, percent, event_id, $2::timestamptz FROM crossed
-            ON CONFLICT DO NOTHING RETURNING percent, event_id
+            SELECT org_id, period_start, percent, event_id, at FROM crossed
+            ON CONFLICT DO NOTHING RETURNING org_id, percent, event_id
         ), alert_events AS (
             INSERT INTO events (org_id, event_id, type, data, created_at)
-            SELECT $1::uuid, f.event_id, 'usage.threshold_reached',
+            SELECT f.org_id, f.event_id, 'usage.threshold_reached',
                    jsonb_build_object('percent', f.percent, 'used', c.used_credits::text, 'allocation', c.allocation::text,
-                                      'period_start', $28::text, 'period_end', $29::text), $2::timestamptz
-            FROM fired f JOIN crossed c ON c.percent = f.percent
+                                      'period_start', c.start_text, 'period_end', c.end_text), c.at
+            FROM fired f JOIN crossed c ON c.org_id = f.org_id AND c.percent = f.percent
         ), alert_deliveries AS (
             INSERT INTO webhook_deliveries (\(EventOutbox.deliveryColumns))
-            SELECT $1::uuid, gen_random_uuid(), f.event_id, e.endpoint_id, 'pending', $2::timestamptz
-            FROM fired f JOIN webhook_endpoints e
-              ON e.active AND (e.org_id = $1::uuid OR e.org_id IS NULL) AND ('usage.threshold_reached' = ANY(e.events) OR '*' = ANY(e.events))
+            SELECT f.org_id, gen_random_uuid(), f.event_id, e.endpoint_id, 'pending', c.at
+            FROM fired f JOIN crossed c ON c.org_id = f.org_id AND c.percent = f.percent
+            JOIN webhook_endpoints e
+              ON e.active AND (e.org_id = f.org_id OR e.org_id IS NULL) AND ('usage.threshold_reached' = ANY(e.events) OR '*' = ANY(e.events))
         )
         SELECT (SELECT count(*) FROM moved)::int
         """
     typealias Row = Int
 
     struct Entry {
+        let orgID: UUID
         let id: UUID
         let credits: Credits
         let overage: Credits
         let usage: UsageDetails
         let invoiceID: UUID?
+        let createdAt: Instant
     }
 
-    let orgID: UUID
-    let now: Instant
+    /// One organisation's share of the transaction's rollups: its month (in its time zone) and,
+    /// with a live subscription, its period's counters and alert thresholds.
+    struct Rollup {
+        let orgID: UUID
+        let now: Instant
+        let month: CalendarMonth
+        let credits: Credits
+        let overage: Credits
+        let transactions: Int
+        let period: LivePeriod?
+        let thresholds: [Int]
+    }
+
     var entries: [Entry] = []
-    var postings: [(entryID: UUID, bucketID: UUID, credits: Credits)] = []
-    var moved: [(bucketID: UUID, delta: Credits)] = []
-    var answers: [(key: String, status: Int, body: [UInt8])] = []
-    var month: CalendarMonth
-    var credits = Credits.zero
-    var transactions = 0
-    var overage = Credits.zero
-    var period: LivePeriod?
-    var thresholds: [Int] = []
+    var postings: [(orgID: UUID, entryID: UUID, bucketID: UUID, credits: Credits)] = []
+    var moved: [(orgID: UUID, bucketID: UUID, delta: Credits)] = []
+    var answers: [(orgID: UUID, key: String, status: Int, body: [UInt8])] = []
+    var rollups: [Rollup] = []
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 31)
-        b.append(orgID)
-        b.append(now)
+        var b = PostgresBindings(capacity: 39)
+        b.append(entries.map(\.orgID))
         b.append(entries.map(\.id))
         b.append(entries.map(\.credits))
         b.append(entries.map(\.overage))
@@ -138,24 +173,36 @@ struct SpendWriteStatement: PostgresPreparedStatement {
         b.append(entries.map(\.usage.actor))
         b.append(NullableArray(entries.map(\.usage.metadata)))
         b.append(NullableArray(entries.map(\.invoiceID)))
+        b.append(NullableArray(entries.map { $0.usage.key?.id }))
+        b.append(NullableArray(entries.map { $0.usage.key?.prefix }))
+        b.append(entries.map(\.createdAt))
+        b.append(moved.map(\.orgID))
         b.append(moved.map(\.bucketID))
         b.append(moved.map(\.delta))
+        b.append(postings.map(\.orgID))
         b.append(postings.map(\.entryID))
         b.append(postings.map(\.bucketID))
         b.append(postings.map(\.credits))
+        b.append(answers.map(\.orgID))
         b.append(answers.map(\.key))
         b.append(answers.map(\.status))
         b.append(answers.map { ByteBuffer(bytes: $0.body) })
-        b.append(month)
-        b.append(credits)
-        b.append(transactions)
-        b.append(overage)
-        b.append(period?.start)
-        b.append(thresholds)
-        b.append(period?.start.rfc3339)
-        b.append(period?.end.rfc3339)
-        b.append(NullableArray(entries.map { $0.usage.key?.id }))
-        b.append(NullableArray(entries.map { $0.usage.key?.prefix }))
+        let counted = rollups.filter { $0.transactions > 0 }
+        b.append(counted.map(\.orgID))
+        b.append(counted.map(\.month))
+        b.append(counted.map(\.credits))
+        b.append(counted.map(\.transactions))
+        let periods = counted.filter { $0.period != nil }
+        b.append(periods.map(\.orgID))
+        b.append(periods.map { $0.period!.start })
+        b.append(periods.map(\.credits))
+        b.append(periods.map(\.overage))
+        b.append(periods.map { $0.period!.start.rfc3339 })
+        b.append(periods.map { $0.period!.end.rfc3339 })
+        b.append(periods.map(\.now))
+        let thresholds = periods.flatMap { rollup in rollup.thresholds.map { (rollup.orgID, $0) } }
+        b.append(thresholds.map(\.0))
+        b.append(thresholds.map(\.1))
         return b
     }
 

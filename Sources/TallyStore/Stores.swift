@@ -29,7 +29,10 @@ public struct Stores: Sendable {
         self.keys = APIKeyStore(database: database)
         self.grants = GrantStore(database: database)
         self.reservations = ReservationStore(database: database)
-        self.consumption = ConsumptionStore(database: database, reservations: reservations)
+        // A few spend transactions at a time, each carrying every organisation waiting: more at
+        // once would only spread the same spends over more commits (see SpendBatcher).
+        let spendTransactions = max(2, min(8, database.pool.settings.maximumConnections / 4))
+        self.consumption = ConsumptionStore(database: database, reservations: reservations, transactionsMaximum: spendTransactions)
         self.reversals = ReversalStore(database: database)
         self.ledger = LedgerQueries(database: database)
         self.verifier = LedgerVerifier(database: database)
