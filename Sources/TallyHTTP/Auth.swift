@@ -131,4 +131,21 @@ extension AppServices {
         }
         return OrgScope(context: context, caller: caller, now: now)
     }
+
+    /// `orgScope` and the organisation's balance, read together in one query (any role may read
+    /// it). A period that has ended is renewed first, and then both are read again.
+    func orgBalance(_ context: TallyRequestContext) async throws -> (scope: OrgScope, balance: Balance) {
+        let caller = try context.requiredCaller
+        let notFound = TallyError.notFound("The organisation")
+        guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
+        if caller.role != .platform && caller.orgID != id { throw notFound }
+        let wallTime = clock.now()
+        guard let read = try await stores.ledger.contextAndBalance(orgID: id, wallTime: wallTime) else { throw notFound }
+        let now = read.context.clockTime ?? wallTime
+        if let dueAt = read.context.renewalDueAt, dueAt <= now {
+            let scope = try await orgScope(context)
+            return (scope, try await stores.ledger.balance(orgID: id, at: scope.now, period: scope.context.period))
+        }
+        return (OrgScope(context: read.context, caller: caller, now: now), read.balance)
+    }
 }

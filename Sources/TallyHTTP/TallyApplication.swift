@@ -50,12 +50,33 @@ public enum TallyApplication {
                 idleTimeout: .seconds(60)
             )),
             configuration: .init(address: .hostname(host, port: port), serverName: "tally"),
-            services: backgroundServices,
+            services: backgroundServices + revocationFollowers(services, logger: logger),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
             logger: logger
         )
         application.beforeServerStarts(perform: beforeServerStarts)
         return application
+    }
+
+    /// Keys are cached only while revocations are followed, on a connection of its own; behind a
+    /// transaction pooler LISTEN does not hold, so every request looks its key up.
+    static func revocationFollowers(_ services: AppServices, logger: Logger) -> [any Service] {
+        let pool = services.stores.database.pool
+        guard pool.settings.pooler != .transaction else { return [] }
+        return [RevocationFollower(cache: services.stores.keys.cache, pool: pool, logger: logger)]
+    }
+}
+
+/// Runs `APIKeyCache.followRevocations` for the life of the server.
+struct RevocationFollower: Service {
+    let cache: APIKeyCache
+    let pool: DatabasePool
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await cache.followRevocations(on: pool, logger: logger)
+        }
     }
 }
 

@@ -55,6 +55,8 @@ public struct AuthenticatedKey: Sendable, Equatable {
 
 public struct APIKeyStore: Sendable {
     let database: Database
+    /// Keys recognised lately, kept while revocations are followed (see `APIKeyCache`).
+    public let cache = APIKeyCache()
 
     public init(database: Database) {
         self.database = database
@@ -95,22 +97,30 @@ public struct APIKeyStore: Sendable {
         let rows = try await database.pool.query("""
             UPDATE api_keys SET revoked_at = \(now)
             WHERE org_id = \(orgID) AND key_id = \(keyID) AND revoked_at IS NULL
-            RETURNING key_id
+            RETURNING key_hash
             """, logger: database.logger)
-        for try await _ in rows { return true }
+        for try await hash in rows.decode(ByteBuffer.self) {
+            // This replica forgets the key before it answers; the others on the announcement.
+            cache.forget(Array(hash.readableBytesView))
+            return true
+        }
         return false
     }
 
     /// The live key with this secret, if any.
     public func authenticate(secret: String) async throws -> AuthenticatedKey? {
         guard secret.hasPrefix(KeyMaterial.scheme), secret.utf8.count <= 128 else { return nil }
-        let hash = ByteBuffer(bytes: KeyMaterial.hash(secret))
+        let digest = KeyMaterial.hash(secret)
+        if let known = cache.lookup(digest) { return known }
+        let generation = cache.generation()
         let rows = try await database.pool.query("""
-            SELECT key_id, org_id, role, prefix FROM api_keys WHERE key_hash = \(hash) AND revoked_at IS NULL
+            SELECT key_id, org_id, role, prefix FROM api_keys WHERE key_hash = \(ByteBuffer(bytes: digest)) AND revoked_at IS NULL
             """, logger: database.logger)
         for try await (keyID, orgID, role, prefix) in rows.decode((UUID, UUID?, String, String).self) {
             guard let role = KeyRole(rawValue: role) else { return nil }
-            return AuthenticatedKey(keyID: keyID, orgID: orgID, role: role, prefix: prefix)
+            let key = AuthenticatedKey(keyID: keyID, orgID: orgID, role: role, prefix: prefix)
+            if let generation { cache.store(key, hash: digest, generation: generation) }
+            return key
         }
         return nil
     }

@@ -144,6 +144,12 @@ public final class DatabasePool: Sendable {
         }
     }
 
+    /// A connection outside the pool, for a session of its own (LISTEN); the caller closes it.
+    public func openDedicatedConnection(logger: Logger) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(on: eventLoops.any(), configuration: configuration,
+                                             id: Int.random(in: 1_000_000...Int(Int32.max)), logger: logger)
+    }
+
     /// Closes every idle connection and fails every later lease; leased connections close on release.
     public func close() async {
         let (idle, waiters) = state.withLock { state in

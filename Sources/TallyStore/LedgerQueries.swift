@@ -18,31 +18,18 @@ public struct LedgerQueries: Sendable {
     let database: Database
 
     public func balance(orgID: UUID, at now: Instant, period live: LivePeriod? = nil) async throws -> Balance {
-        var reserved = Credits.zero
-        var freed = Credits.zero
-        var buckets: [CreditBucket] = []
-        var usage: PeriodUsage?
-        for try await row in try await database.pool.execute(BalanceStatement(orgID: orgID, now: now, periodStart: live?.start), logger: database.logger) {
-            let c = row.makeRandomAccess()
-            reserved = try c[0].decode(Credits.self)
-            freed = try c[1].decode(Credits.self)
-            if let live, let allocation = try c[2].decode(Credits?.self) {
-                usage = PeriodUsage(start: live.start, end: live.end, allocation: allocation, used: try c[3].decode(Credits.self),
-                                    overage: try c[4].decode(Credits.self))
-            }
-            guard try c[5].decode(UUID?.self) != nil else { continue }
-            buckets.append(CreditBucket(
-                id: try c[5].decode(UUID.self), source: try StoredValue.decode(BucketSource.self, try c[6].decode(String.self), column: "credit_buckets.source"),
-                granted: try c[7].decode(Credits.self), remaining: try c[8].decode(Credits.self), priority: try c[9].decode(Int.self),
-                effectiveAt: try c[10].decode(Instant.self), expiresAt: try c[11].decode(Instant?.self), grantedAt: try c[12].decode(Instant.self)
-            ))
-        }
-        if let live, usage == nil {
-            usage = PeriodUsage(start: live.start, end: live.end, allocation: live.allocation, used: .zero, overage: .zero)
-        }
-        var balance = Balance(available: BurnDown.available(in: buckets, at: now) + freed, reserved: reserved, buckets: buckets)
-        balance.period = usage
-        return balance
+        let rows = try await database.pool.execute(BalanceStatement(orgID: orgID, now: now, periodStart: live?.start), logger: database.logger)
+        return try BalanceStatement.decode(rows.collect(), at: now, period: live)
+    }
+
+    /// The organisation's context and its balance at its own time (its test clock's, or
+    /// `wallTime`), in one query: the commonest read there is. Nil when there is no such
+    /// organisation.
+    public func contextAndBalance(orgID: UUID, wallTime: Instant) async throws -> (context: OrgContext, balance: Balance)? {
+        let rows = try await database.pool.execute(OrgBalanceStatement(orgID: orgID, wallTime: wallTime), logger: database.logger).collect()
+        guard let first = rows.first else { return nil }
+        let context = try OrgContextStatement(orgID: orgID, idempotencyKey: nil).decodeRow(first)
+        return (context, try BalanceStatement.decode(rows, at: context.clockTime ?? wallTime, period: context.period))
     }
 
     public func periodUsage(orgID: UUID, period: LivePeriod) async throws -> PeriodUsage {
@@ -129,29 +116,67 @@ public struct LedgerQueries: Sendable {
 /// spendable buckets. Holds past their expiry free themselves: their credits count as available
 /// even before the job has released them (when their buckets are still spendable).
 struct BalanceStatement: PostgresPreparedStatement {
-    static let sql = """
+    static let sql = body(org: "$1::uuid", now: "$2::timestamptz", periodStart: "$3::timestamptz")
+
+    /// The balance's SQL for an organisation, a time and a period start given as SQL expressions.
+    static func body(org: String, now: String, periodStart: String) -> String {
+        """
         SELECT t.reserved, t.freed, t.allocation, t.used, t.overage, b.*
         FROM (
             SELECT
               (SELECT coalesce(sum(credits), 0) FROM reservations
-                WHERE org_id = $1::uuid AND status = 'active' AND expires_at > $2::timestamptz)::numeric(20,4) AS reserved,
+                WHERE org_id = \(org) AND status = 'active' AND expires_at > \(now))::numeric(20,4) AS reserved,
               (SELECT coalesce(sum(-p.credits), 0)
                  FROM reservations r
                  JOIN ledger_postings p ON p.org_id = r.org_id AND p.entry_id = r.hold_entry_id
                  JOIN credit_buckets hb ON hb.org_id = p.org_id AND hb.bucket_id = p.bucket_id
-                WHERE r.org_id = $1 AND r.status = 'active' AND r.expires_at <= $2
-                  AND hb.effective_at <= $2 AND (hb.expires_at IS NULL OR hb.expires_at > $2))::numeric(20,4) AS freed,
+                WHERE r.org_id = \(org) AND r.status = 'active' AND r.expires_at <= \(now)
+                  AND hb.effective_at <= \(now) AND (hb.expires_at IS NULL OR hb.expires_at > \(now)))::numeric(20,4) AS freed,
               u.allocation, u.used_credits AS used, u.overage_credits AS overage
             FROM (SELECT 1) AS one
-            LEFT JOIN usage_periods u ON u.org_id = $1::uuid AND u.period_start = $3::timestamptz
+            LEFT JOIN usage_periods u ON u.org_id = \(org) AND u.period_start = \(periodStart)
         ) AS t
         LEFT JOIN LATERAL (
             SELECT \(BucketQueries.columns) FROM credit_buckets
-            WHERE org_id = $1 AND remaining > 0 AND effective_at <= $2 AND (expires_at IS NULL OR expires_at > $2)
+            WHERE org_id = \(org) AND remaining > 0 AND effective_at <= \(now) AND (expires_at IS NULL OR expires_at > \(now))
             ORDER BY \(BucketQueries.burnOrder)
             LIMIT \(BucketQueries.spendableBucketsMaximum)
         ) AS b ON true
         """
+    }
+
+    /// The balance's columns are a row's last thirteen (after the context's, in `OrgBalanceStatement`).
+    static func decode(_ rows: [PostgresRow], at now: Instant, period live: LivePeriod?) throws -> Balance {
+        var reserved = Credits.zero
+        var freed = Credits.zero
+        var buckets: [CreditBucket] = []
+        var usage: PeriodUsage?
+        for row in rows {
+            let c = row.makeRandomAccess()
+            let base = c.count - 13
+            reserved = try c[base].decode(Credits.self)
+            freed = try c[base + 1].decode(Credits.self)
+            if let live, let allocation = try c[base + 2].decode(Credits?.self) {
+                usage = PeriodUsage(start: live.start, end: live.end, allocation: allocation, used: try c[base + 3].decode(Credits.self),
+                                    overage: try c[base + 4].decode(Credits.self))
+            }
+            guard try c[base + 5].decode(UUID?.self) != nil else { continue }
+            buckets.append(CreditBucket(
+                id: try c[base + 5].decode(UUID.self),
+                source: try StoredValue.decode(BucketSource.self, try c[base + 6].decode(String.self), column: "credit_buckets.source"),
+                granted: try c[base + 7].decode(Credits.self), remaining: try c[base + 8].decode(Credits.self), priority: try c[base + 9].decode(Int.self),
+                effectiveAt: try c[base + 10].decode(Instant.self), expiresAt: try c[base + 11].decode(Instant?.self),
+                grantedAt: try c[base + 12].decode(Instant.self)
+            ))
+        }
+        if let live, usage == nil {
+            usage = PeriodUsage(start: live.start, end: live.end, allocation: live.allocation, used: .zero, overage: .zero)
+        }
+        var balance = Balance(available: BurnDown.available(in: buckets, at: now) + freed, reserved: reserved, buckets: buckets)
+        balance.period = usage
+        return balance
+    }
+
     typealias Row = PostgresRow
 
     let orgID: UUID
@@ -163,6 +188,31 @@ struct BalanceStatement: PostgresPreparedStatement {
         bindings.append(orgID)
         bindings.append(now)
         bindings.append(periodStart)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+/// An organisation's context (its columns first, as `OrgContextStatement` reads them) and its
+/// balance at its own time, in one statement.
+struct OrgBalanceStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT ctx.*, bal.*
+        FROM (\(OrgContextStatement.sql)) AS ctx
+        LEFT JOIN LATERAL (\(BalanceStatement.body(org: "ctx.org_id", now: "coalesce(ctx.frozen_time, $3::timestamptz)",
+                                                    periodStart: "ctx.current_period_start"))) AS bal ON true
+        """
+    typealias Row = PostgresRow
+
+    let orgID: UUID
+    let wallTime: Instant
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(orgID)
+        bindings.append(String?.none)
+        bindings.append(wallTime)
         return bindings
     }
 

@@ -23,7 +23,7 @@ public struct Stores: Sendable {
     public let reports: ReportStore
     public let retention: RetentionStore
 
-    public init(database: Database) {
+    public init(database: Database, spendTransactions: Int? = nil) {
         self.database = database
         self.orgs = OrgStore(database: database)
         self.keys = APIKeyStore(database: database)
@@ -31,7 +31,7 @@ public struct Stores: Sendable {
         self.reservations = ReservationStore(database: database)
         // A few spend transactions at a time, each carrying every organisation waiting: more at
         // once would only spread the same spends over more commits (see SpendBatcher).
-        let spendTransactions = max(2, min(8, database.pool.settings.maximumConnections / 4))
+        let spendTransactions = spendTransactions ?? Self.defaultSpendTransactions(connections: database.pool.settings.maximumConnections)
         self.consumption = ConsumptionStore(database: database, reservations: reservations, transactionsMaximum: spendTransactions)
         self.reversals = ReversalStore(database: database)
         self.ledger = LedgerQueries(database: database)
@@ -46,4 +46,7 @@ public struct Stores: Sendable {
         self.reports = ReportStore(database: database)
         self.retention = RetentionStore(database: database)
     }
+
+    /// A quarter of the pool's connections, 2 to 8.
+    public static func defaultSpendTransactions(connections: Int) -> Int { max(2, min(8, connections / 4)) }
 }

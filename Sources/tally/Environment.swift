@@ -27,6 +27,17 @@ struct TallyEnvironment {
     /// A direct connection for the migrations (a session advisory lock), when DATABASE_URL is a pooler.
     var migrationDatabaseURL: String? { nonEmpty("TALLY_MIGRATION_DATABASE_URL") }
     var platformKey: String? { nonEmpty("TALLY_PLATFORM_KEY") }
+    /// Spend transactions running at once (each carries every organisation waiting); default a
+    /// quarter of the pool's connections, 2 to 8.
+    var spendTransactions: Int? {
+        get throws {
+            guard let text = nonEmpty("TALLY_SPEND_TRANSACTIONS") else { return nil }
+            guard let count = Int(text), (1...64).contains(count) else {
+                throw CommandFailure("TALLY_SPEND_TRANSACTIONS must be a whole number from 1 to 64, not '\(text)'")
+            }
+            return count
+        }
+    }
     var host: String { nonEmpty("TALLY_HOST") ?? "127.0.0.1" }
     var port: Int { nonEmpty("TALLY_PORT").flatMap(Int.init) ?? 8080 }
     var logLevel: Logger.Level { nonEmpty("TALLY_LOG_LEVEL").flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }

@@ -40,7 +40,7 @@ struct Serve: AsyncParsableCommand {
             try DatabasePool(location: try DatabaseLocation(url: $0), maximumConnections: 2, logger: logger)
         } ?? pool
         let clock = SystemWallClock()
-        let stores = Stores(database: Database(pool: pool, logger: logger))
+        let stores = Stores(database: Database(pool: pool, logger: logger), spendTransactions: try environment.spendTransactions)
         // The background jobs wait for the migrations: on a first start their tables do not exist yet.
         let (migrated, migrationsDone) = AsyncStream.makeStream(of: Void.self)
         let services = AppServices(

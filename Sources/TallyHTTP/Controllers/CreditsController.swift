@@ -10,8 +10,7 @@ struct CreditsController {
 
     func register(on v1: RouterGroup<TallyRequestContext>) {
         v1.get("/orgs/{org}/balance") { _, context in
-            let scope = try await services.orgScope(context)
-            let balance = try await services.stores.ledger.balance(orgID: scope.org.id, at: scope.now, period: scope.context.period)
+            let (scope, balance) = try await services.orgBalance(context)
             return try Response.json(BalanceResponse(balance, costPerCredit: scope.context.period?.costPerCredit))
         }
         v1.post("/orgs/{org}/grants") { request, context in
