@@ -13,8 +13,8 @@ public struct PlatformKey: Sendable {
         self.hash = KeyMaterial.hash(secret)
     }
 
-    func matches(_ presented: String) -> Bool {
-        KeyMaterial.constantTimeEquals(hash, KeyMaterial.hash(presented))
+    func matches(hash presented: [UInt8]) -> Bool {
+        KeyMaterial.constantTimeEquals(hash, presented)
     }
 }
 
@@ -36,11 +36,13 @@ struct AuthMiddleware: RouterMiddleware {
         }
         let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
         var context = context
-        let isPlatform = platformKey?.matches(secret) ?? false
+        // Hashed once: the platform key's check, the rate limit and the lookup all use it.
+        let digest = KeyMaterial.hash(secret)
+        let isPlatform = platformKey?.matches(hash: digest) ?? false
         // The limit is taken before the key is looked up: a flood beyond it (even of keys that do
         // not exist) costs a hash and a 429, never a database query.
         if let limit = isPlatform ? rateLimits.platform : rateLimits.perKey,
-           case .limited(let retryAfter) = rateLimiter.take(isPlatform ? "platform" : KeyMaterial.hash(secret).hexPrefix, limit: limit) {
+           case .limited(let retryAfter) = rateLimiter.take(isPlatform ? "platform" : digest.hexPrefix, limit: limit) {
             if request.method == .post, request.uri.path.hasSuffix("/usage") { SpendMetrics.refusedForRate() }
             // The answer waits a little: a key that ignores Retry-After then sends a few requests per
             // second per connection instead of thousands, and leaves the CPU to everyone else.
@@ -49,7 +51,7 @@ struct AuthMiddleware: RouterMiddleware {
         }
         if isPlatform {
             context.caller = AuthenticatedKey(keyID: nil, orgID: nil, role: .platform, prefix: KeyStamp.platform.prefix)
-        } else if let key = try await keys.authenticate(secret: secret) {
+        } else if let key = try await keys.authenticate(secret: secret, hash: digest) {
             context.caller = key
             context.logger[metadataKey: "auth.key_id"] = "\(key.keyID?.idString ?? "-")"
         } else {
@@ -62,7 +64,16 @@ struct AuthMiddleware: RouterMiddleware {
 
 private extension Array where Element == UInt8 {
     /// The first 16 bytes as hex: enough to tell keys apart in the rate limiter.
-    var hexPrefix: String { prefix(16).map { String(format: "%02x", $0) }.joined() }
+    var hexPrefix: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(32)
+        for byte in prefix(16) {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
 }
 
 extension AuthMiddleware {

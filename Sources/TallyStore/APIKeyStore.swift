@@ -108,9 +108,10 @@ public struct APIKeyStore: Sendable {
     }
 
     /// The live key with this secret, if any.
-    public func authenticate(secret: String) async throws -> AuthenticatedKey? {
+    /// `hash` is the secret's, when the caller has it already.
+    public func authenticate(secret: String, hash: [UInt8]? = nil) async throws -> AuthenticatedKey? {
         guard secret.hasPrefix(KeyMaterial.scheme), secret.utf8.count <= 128 else { return nil }
-        let digest = KeyMaterial.hash(secret)
+        let digest = hash ?? KeyMaterial.hash(secret)
         if let known = cache.lookup(digest) { return known }
         let generation = cache.generation()
         let rows = try await database.pool.query("""

@@ -27,8 +27,8 @@ struct TallyEnvironment {
     /// A direct connection for the migrations (a session advisory lock), when DATABASE_URL is a pooler.
     var migrationDatabaseURL: String? { nonEmpty("TALLY_MIGRATION_DATABASE_URL") }
     var platformKey: String? { nonEmpty("TALLY_PLATFORM_KEY") }
-    /// Spend transactions running at once (each carries every organisation waiting); default a
-    /// quarter of the pool's connections, 2 to 8.
+    /// Spend transactions running at once (each carries every organisation waiting); default one
+    /// per 12 connections of the pool, 2 to 8.
     var spendTransactions: Int? {
         get throws {
             guard let text = nonEmpty("TALLY_SPEND_TRANSACTIONS") else { return nil }
