@@ -80,26 +80,31 @@ struct OrgSpendPlanner {
             let result: Result<SpendOutcome, TallyError>
             let entryID = UUID.v7(at: now)
             do {
-                var plan: BurnDownPlan
-                do {
-                    plan = pending.spend.credits.isZero ? .nothing : try balance.spend(pending.spend.credits)
-                } catch {
-                    if mayFreeExpiredHolds, try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: logger) {
+                // The rules are the core's (`SpendDecision`); here each step is answered.
+                var decision = SpendDecision(credits: pending.spend.credits, terms: pending.terms,
+                                             mayFreeExpiredHolds: mayFreeExpiredHolds, topUpTried: toppedUp)
+                var plan = BurnDownPlan.nothing
+                decide: while true {
+                    switch decision.next(&balance) {
+                    case .spend(let decided):
+                        plan = decided
+                        break decide
+                    case .checkExpiredHolds:
+                        decision.expiredHolds = try await ReservationStore.hasExpiredHolds(orgID: orgID, at: now, on: connection, logger: logger)
+                    case .freeExpiredHolds:
                         throw ApplySpends.ExpiredHoldsPending(orgID: orgID, now: now)
-                    }
-                    if pending.terms.overage == nil, !toppedUp, let autoTopUp = pending.terms.autoTopUp,
-                       let bought = try await PurchaseStore.autoTopUp(autoTopUp, cause: .shortfall, orgID: orgID, triggeredBy: entryID,
-                                                                     at: now, into: &extras, on: connection, logger: logger) {
-                        // Auto top-up saves the spend it would refuse: the pack first (once, under the
-                        // hourly claim), then the spend; still short, it is refused as before.
-                        toppedUp = true
-                        balance.add(Self.bucket(of: bought, at: now), at: now)
-                        plan = try balance.spend(pending.spend.credits)
-                    } else {
-                        guard let terms = pending.terms.overage, let period = pending.terms.period else { throw error }
-                        let incurred = try await PeriodBilling.lockOverageIncurred(period, orgID: orgID, on: connection, logger: logger) + overageInBatch
-                        try OverageRules.check(needed: pending.spend.credits - balance.available, incurred: incurred, cap: terms.capCredits)
-                        plan = try balance.spend(pending.spend.credits, allowOverage: true)
+                    case .buyTopUp(let autoTopUp):
+                        decision.topUpTried = true
+                        if let bought = try await PurchaseStore.autoTopUp(autoTopUp, cause: .shortfall, orgID: orgID, triggeredBy: entryID,
+                                                                         at: now, into: &extras, on: connection, logger: logger) {
+                            toppedUp = true
+                            balance.add(Self.bucket(of: bought, at: now), at: now)
+                        }
+                    case .readOverageIncurred(let period):
+                        decision.overageIncurred = try await PeriodBilling.lockOverageIncurred(period, orgID: orgID, on: connection, logger: logger)
+                            + overageInBatch
+                    case .refuse(let error):
+                        throw error
                     }
                 }
                 var invoiceID: UUID?
@@ -137,7 +142,7 @@ struct OrgSpendPlanner {
         guard let terms = lastTerms else { return }
         write.rollups.append(.init(orgID: orgID, now: now, month: CalendarMonth(containing: now, in: terms.timezone), credits: credits,
                                    overage: overage, transactions: transactions, period: terms.period, thresholds: terms.alertThresholdsPercent))
-        if let low = terms.lowBalanceCredits, availableBefore >= low, balance.available < low {
+        if LowBalanceRule.crossed(threshold: terms.lowBalanceCredits, before: availableBefore, after: balance.available), let low = terms.lowBalanceCredits {
             extras.emit(.balanceLow, data: .object([("available", .text(balance.available)), ("threshold", .text(low))]), at: now)
         }
     }

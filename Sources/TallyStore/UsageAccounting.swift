@@ -23,7 +23,7 @@ enum UsageAccounting {
         if let period = terms.period {
             countAndAlert(credits, overage: overage, period: period, thresholds: terms.alertThresholdsPercent, at: time, orgID: orgID, into: &write)
         }
-        if let low = terms.lowBalanceCredits, availableBefore >= low, availableAfter < low {
+        if LowBalanceRule.crossed(threshold: terms.lowBalanceCredits, before: availableBefore, after: availableAfter), let low = terms.lowBalanceCredits {
             write.emit(.balanceLow, data: .object([("available", .text(availableAfter)), ("threshold", .text(low))]), at: time)
         }
     }
