@@ -14,7 +14,8 @@ struct TextSafetyMiddleware: RouterMiddleware {
         for (name, value) in request.uri.queryParameters where !JSONValue.isStorable(name) || !JSONValue.isStorable(value) {
             throw TallyError.unstorableText(field: JSONValue.isStorable(name) ? String(name) : "query")
         }
-        if let path = request.uri.path.removingPercentEncoding, !JSONValue.isStorable(path) {
+        // Only an escaped path can hold U+0000 (and Foundation's decoding is costly on every request).
+        if request.uri.path.utf8.contains(UInt8(ascii: "%")), let path = request.uri.path.removingPercentEncoding, !JSONValue.isStorable(path) {
             throw TallyError.notFound("The resource")
         }
         return try await next(request, context)

@@ -1,4 +1,5 @@
 import struct Foundation.UUID
+import TallyCore
 
 /// Encodes response types to compact JSON with a stable shape: members in declaration order,
 /// absent optionals written as explicit `null` (so clients see every field), UUIDs in lower case.
@@ -37,6 +38,7 @@ final class EncodingNode {
         if case .object(var members) = content {
             if let existing = members.first(where: { $0.key == key }) { return existing.node }
             let node = EncodingNode()
+            content = .unset        // the enum's reference dropped: the append below does not copy
             members.append((key, node))
             content = .object(members)
             return node
@@ -49,6 +51,7 @@ final class EncodingNode {
     func appendChild() -> EncodingNode {
         let node = EncodingNode()
         if case .array(var items) = content {
+            content = .unset
             items.append(node)
             content = .array(items)
         } else {
@@ -77,7 +80,7 @@ struct NodeEncoder: Encoder, SingleValueEncodingContainer {
 
     func encodeAny<T: Encodable>(_ value: T) throws {
         switch value {
-        case let uuid as UUID: node.content = .value(.string(uuid.uuidString.lowercased()))
+        case let uuid as UUID: node.content = .value(.string(uuid.idString))
         case let json as JSONValue: node.content = .value(json)
         default: try value.encode(to: self)
         }
@@ -105,8 +108,10 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let node: EncodingNode
     let codingPath: [any CodingKey]
 
+    // The coding path is not extended: nothing reads it (encoding a response cannot fail on a
+    // value), and an array per field cost more than the rest of the field's encoding.
     private func encoder(_ key: Key) -> NodeEncoder {
-        NodeEncoder(node: node.child(forKey: key.stringValue), codingPath: codingPath + [key])
+        NodeEncoder(node: node.child(forKey: key.stringValue), codingPath: codingPath)
     }
 
     mutating func encodeNil(forKey key: Key) { encoder(key).encodeNil() }
@@ -157,7 +162,7 @@ struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     private func nextEncoder() -> NodeEncoder {
-        NodeEncoder(node: node.appendChild(), codingPath: codingPath + [AnyKey(intValue: count)])
+        NodeEncoder(node: node.appendChild(), codingPath: codingPath)
     }
 
     mutating func encodeNil() { nextEncoder().encodeNil() }
@@ -178,3 +183,4 @@ extension JSONValue: Encodable {
         try container.encode(String(decoding: serialized(), as: UTF8.self))
     }
 }
+

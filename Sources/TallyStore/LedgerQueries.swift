@@ -116,6 +116,8 @@ public struct LedgerQueries: Sendable {
 /// spendable buckets. Holds past their expiry free themselves: their credits count as available
 /// even before the job has released them (when their buckets are still spendable).
 struct BalanceStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.BalanceStatement"
     static let sql = body(org: "$1::uuid", now: "$2::timestamptz", periodStart: "$3::timestamptz")
 
     /// The balance's SQL for an organisation, a time and a period start given as SQL expressions.
@@ -197,6 +199,8 @@ struct BalanceStatement: PostgresPreparedStatement {
 /// An organisation's context (its columns first, as `OrgContextStatement` reads them) and its
 /// balance at its own time, in one statement.
 struct OrgBalanceStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.OrgBalanceStatement"
     static let sql = """
         SELECT ctx.*, bal.*
         FROM (\(OrgContextStatement.sql)) AS ctx

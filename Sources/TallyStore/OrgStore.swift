@@ -111,6 +111,8 @@ public struct OrgStore: Sendable {
 }
 
 struct OrgContextStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.OrgContextStatement"
     static let sql = """
         SELECT o.org_id, o.name, o.external_id, o.timezone, o.test_clock_id, o.created_at, c.frozen_time,
                o.overage_protection, o.overage_cap_credits, o.auto_topup_enabled, o.auto_topup_threshold, o.auto_topup_pack,

@@ -9,6 +9,8 @@ import TallyCore
 
 /// Locks the due subscriptions of a batch, skipping any another runner holds.
 struct LockDueSubscriptionsStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.LockDueSubscriptionsStatement"
     static let sql = """
         SELECT \(SubscriptionStore.columns), o.timezone
         FROM subscriptions s JOIN orgs o ON o.org_id = s.org_id
@@ -36,6 +38,8 @@ struct LockDueSubscriptionsStatement: PostgresPreparedStatement {
 /// Locks the plan credits (with credits left) that end with each subscription's period, in
 /// burn-down order; all of them for a subscription that ends (a NULL `ending_at`).
 struct LockPlanCreditsStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.LockPlanCreditsStatement"
     static let sql = """
         SELECT b.org_id, b.subscription_id, b.bucket_id, b.remaining, b.granted_at
         FROM credit_buckets b JOIN unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS d (org_id, subscription_id, ending_at)
@@ -62,6 +66,8 @@ struct LockPlanCreditsStatement: PostgresPreparedStatement {
 
 /// Locks the overage drafts of the batch's ending periods.
 struct LockOverageDraftsStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.LockOverageDraftsStatement"
     static let sql = """
         SELECT org_id, subscription_id, invoice_id, total, currency FROM invoices
         WHERE (org_id, subscription_id, period_start) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]))
@@ -86,6 +92,8 @@ struct LockOverageDraftsStatement: PostgresPreparedStatement {
 
 /// Reserves `counts[i]` invoice numbers for organisation `orgIDs[i]`; returns each one's last.
 struct ReserveInvoiceNumbersStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.ReserveInvoiceNumbersStatement"
     static let sql = """
         INSERT INTO invoice_sequences (org_id, last_number)
         SELECT * FROM unnest($1::uuid[], $2::bigint[])
@@ -109,6 +117,8 @@ struct ReserveInvoiceNumbersStatement: PostgresPreparedStatement {
 /// Ledger movements of many organisations in one statement: entries, new buckets, bucket
 /// remainders, postings, and events with their webhook deliveries.
 struct LedgerBatchStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.LedgerBatchStatement"
     static let sql = """
         WITH new_entries AS (
             INSERT INTO ledger_entries (org_id, entry_id, type, credits, reason, created_at)
@@ -201,6 +211,8 @@ struct LedgerBatchStatement: PostgresPreparedStatement {
 /// What renewals change besides the ledger: subscriptions advance (or end), new periods' usage
 /// rows open, overage drafts open (or void, when empty), and the new periods' invoices are issued.
 struct RenewalWriteStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.RenewalWriteStatement"
     static let sql = """
         WITH advanced AS (
             UPDATE subscriptions AS s SET plan_code = u.plan_code, anchor_at = u.anchor_at,

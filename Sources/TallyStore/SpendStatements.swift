@@ -16,6 +16,8 @@ import TallyCore
 /// is locked (the buckets' subquery reads the claims), so a transaction never waits for a key
 /// while holding buckets.
 struct ClaimAndLockStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.ClaimAndLockStatement"
     static let sql = """
         WITH claim AS (
             INSERT INTO idempotency_keys (org_id, idempotency_key, request_hash, created_at)
@@ -68,6 +70,8 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
 /// postings, the buckets' new remainders, the stored answers, the months' rollups and the
 /// periods' counters with the alert thresholds they cross (and those alerts' events).
 struct SpendWriteStatement: PostgresPreparedStatement {
+    /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
+    static let name = "tally.SpendWriteStatement"
     static let sql = """
         WITH new_entries AS (
             INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity, params, event_id,

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TallyCore
 
@@ -170,5 +171,16 @@ import Testing
         #expect(!CivilDate.isLeapYear(2026))
         #expect(!CivilDate.isLeapYear(1900))
         #expect(CivilDate.isLeapYear(2000))
+    }
+}
+
+@Suite struct IdentifierTextTests {
+    /// The hand-written lower-case text is Foundation's, lower-cased, for any id.
+    @Test func idStringIsTheLowerCasedCanonicalText() {
+        var ids = (0..<1000).map { _ in UUID() }
+        ids.append(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
+        ids.append(UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)))
+        for id in ids { #expect(id.idString == id.uuidString.lowercased()) }
+        #expect(UUID(idString: ids[0].idString) == ids[0])
     }
 }
