@@ -34,7 +34,11 @@ struct AuthMiddleware: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw TallyError(.unauthenticated, code: "unauthenticated", detail: "Send an API key as 'Authorization: Bearer <key>'.")
         }
-        let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        // Spaces and tabs around the key are ignored (by hand: Foundation's trimming bridges to NSString).
+        var presented = parts[1]
+        while presented.first == " " || presented.first == "\t" { presented = presented.dropFirst() }
+        while presented.last == " " || presented.last == "\t" { presented = presented.dropLast() }
+        let secret = String(presented)
         var context = context
         // Hashed once: the platform key's check, the rate limit and the lookup all use it.
         let digest = KeyMaterial.hash(secret)
