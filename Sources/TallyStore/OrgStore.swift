@@ -53,9 +53,14 @@ public enum OrgSelection: Sendable, Equatable {
 /// Organisations: creating and reading tenants.
 public struct OrgStore: Sendable {
     let database: Database
+    /// Contexts are read for many requests at once under load (see `OrgContextReader`).
+    let reader: OrgContextReader
 
     public init(database: Database) {
         self.database = database
+        self.reader = OrgContextReader(read: { requests in
+            try await OrgContextsStatement.contexts(requests, on: database.pool, logger: database.logger)
+        })
     }
 
     public struct NewOrganisation: Sendable {
@@ -102,11 +107,7 @@ public struct OrgStore: Sendable {
     /// query: every request on an organisation starts with it. With `idempotencyKey`, also the
     /// answer stored under that key, if its request has finished.
     public func context(_ id: UUID, idempotencyKey: String? = nil) async throws -> OrgContext? {
-        for try await context in try await database.pool.execute(OrgContextStatement(orgID: id, idempotencyKey: idempotencyKey),
-                                                                   logger: database.logger) {
-            return context
-        }
-        return nil
+        try await reader.context(id, idempotencyKey: idempotencyKey)
     }
 }
 
@@ -140,7 +141,13 @@ struct OrgContextStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> OrgContext {
-        let c = row.makeRandomAccess()
+        try Self.decode(row)
+    }
+
+    /// The context from the row's columns, from `offset` on (`OrgContextsStatement` puts the
+    /// request's position first).
+    static func decode(_ row: PostgresRow, offset: Int = 0) throws -> OrgContext {
+        let c = OffsetColumns(base: row.makeRandomAccess(), offset: offset)
         let org = Organisation(id: try c[0].decode(UUID.self), name: try c[1].decode(String.self), externalID: try c[2].decode(String?.self),
                                timezone: try c[3].decode(String.self), testClockID: try c[4].decode(UUID?.self), createdAt: try c[5].decode(Instant.self))
         var settings = OrgSettings(
@@ -244,4 +251,12 @@ extension OrgStore {
         let (status, error, at, invoiceID) = try row.decode((String, String?, Instant, UUID?).self)
         return (status, error, at, invoiceID)
     }
+}
+
+/// A row's columns from `offset` on.
+struct OffsetColumns {
+    let base: PostgresRandomAccessRow
+    let offset: Int
+
+    subscript(index: Int) -> PostgresCell { base[offset + index] }
 }

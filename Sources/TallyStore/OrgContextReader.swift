@@ -1,0 +1,104 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+import TallyCore
+
+/// Reads organisations' contexts for many requests in one statement. Every request on an
+/// organisation starts with its context; under load, one statement per request was the largest
+/// per-spend cost left once spends shared their transactions. At most `readsMaximum` reads run
+/// at once; requests that arrive meanwhile queue, and the next read carries all of them (up to
+/// `requestsPerRead`). No timer: alone, a request is read at once. A queued request is never
+/// answered by a read that started before it arrived, so a request sees every write that
+/// committed before it asked.
+actor OrgContextReader {
+    static let readsMaximum = 4
+    static let requestsPerRead = 256
+
+    typealias Read = @Sendable ([OrgContextsStatement.Request]) async throws -> [OrgContext?]
+
+    private struct Waiter {
+        let request: OrgContextsStatement.Request
+        let continuation: CheckedContinuation<OrgContext?, any Error>
+    }
+
+    private let readAll: Read
+    private var queue = CircularBuffer<Waiter>()
+    private var running = 0
+
+    init(read: @escaping Read) {
+        self.readAll = read
+    }
+
+    func context(_ orgID: UUID, idempotencyKey: String?) async throws -> OrgContext? {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.append(Waiter(request: .init(orgID: orgID, idempotencyKey: idempotencyKey), continuation: continuation))
+            startReads()
+        }
+    }
+
+    private func startReads() {
+        while running < Self.readsMaximum, !queue.isEmpty {
+            let count = min(queue.count, Self.requestsPerRead)
+            let waiters = Array(queue.prefix(count))
+            queue.removeFirst(count)
+            running += 1
+            let readAll = self.readAll
+            Task {
+                do {
+                    let contexts = try await readAll(waiters.map(\.request))
+                    for (waiter, context) in zip(waiters, contexts) { waiter.continuation.resume(returning: context) }
+                } catch {
+                    for waiter in waiters { waiter.continuation.resume(throwing: error) }
+                }
+                self.finished()
+            }
+        }
+    }
+
+    private func finished() {
+        running -= 1
+        startReads()
+    }
+}
+
+/// `OrgContextStatement` for many (organisation, key) requests at once: one row per request that
+/// names an existing organisation, with its position.
+struct OrgContextsStatement: PostgresPreparedStatement {
+    struct Request: Sendable {
+        let orgID: UUID
+        let idempotencyKey: String?
+    }
+
+    static let name = "tally.OrgContextsStatement"
+    /// The single statement's text, reading its organisation and key from the requests instead.
+    static let sql: String = OrgContextStatement.sql
+        .replacingOccurrences(of: "FROM orgs o", with: "FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS r (org_id, key, n) JOIN orgs o ON o.org_id = r.org_id")
+        .replacingOccurrences(of: "k.idempotency_key = $2", with: "k.idempotency_key = r.key")
+        .replacingOccurrences(of: "WHERE o.org_id = $1", with: "")
+        .replacingOccurrences(of: "SELECT o.org_id,", with: "SELECT r.n, o.org_id,")
+    typealias Row = (position: Int, context: OrgContext)
+
+    let requests: [Request]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(requests.map(\.orgID))
+        bindings.append(NullableArray(requests.map(\.idempotencyKey)))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let position = try row.makeRandomAccess()[0].decode(Int.self)
+        return (position, try OrgContextStatement.decode(row, offset: 1))
+    }
+
+    /// Each request's context (nil for an organisation that does not exist), in request order.
+    static func contexts(_ requests: [Request], on pool: DatabasePool, logger: Logger) async throws -> [OrgContext?] {
+        var contexts = [OrgContext?](repeating: nil, count: requests.count)
+        for row in try await pool.execute(OrgContextsStatement(requests: requests), logger: logger) {
+            guard (1...requests.count).contains(row.position) else { continue }
+            contexts[row.position - 1] = row.context
+        }
+        return contexts
+    }
+}
