@@ -70,12 +70,28 @@ struct OrgContextsStatement: PostgresPreparedStatement {
     }
 
     static let name = "tally.OrgContextsStatement"
-    /// The single statement's text, reading its organisation and key from the requests instead.
-    static let sql: String = OrgContextStatement.sql
-        .replacingOccurrences(of: "FROM orgs o", with: "FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS r (org_id, key, n) JOIN orgs o ON o.org_id = r.org_id")
-        .replacingOccurrences(of: "k.idempotency_key = $2", with: "k.idempotency_key = r.key")
-        .replacingOccurrences(of: "WHERE o.org_id = $1", with: "")
-        .replacingOccurrences(of: "SELECT o.org_id,", with: "SELECT r.n, o.org_id,")
+    /// The single statement's columns over the requests. Every lookup is a LATERAL subquery with a
+    /// LIMIT, so that each runs per request on its index: joined plainly, a generic plan matched
+    /// the key in a join filter after reading all of the organisation's stored answers, and read
+    /// every active subscription.
+    static let sql: String = {
+        let single = OrgContextStatement.sql
+        let columns = single[..<(single.range(of: "FROM orgs o")?.lowerBound ?? single.endIndex)]
+        return columns.replacingOccurrences(of: "SELECT o.org_id,", with: "SELECT r.n, o.org_id,") + """
+            FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS r (org_id, key, n)
+            JOIN orgs o ON o.org_id = r.org_id
+            LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
+            LEFT JOIN LATERAL (
+                SELECT subscription_id, current_period_start, current_period_end, plan_code FROM subscriptions
+                WHERE org_id = o.org_id AND status = 'active' LIMIT 1
+            ) AS s ON true
+            LEFT JOIN plans p ON p.code = s.plan_code
+            LEFT JOIN LATERAL (
+                SELECT request_hash, status_code, response_body FROM idempotency_keys
+                WHERE org_id = o.org_id AND idempotency_key = r.key AND status_code IS NOT NULL LIMIT 1
+            ) AS k ON true
+            """
+    }()
     typealias Row = (position: Int, context: OrgContext)
 
     let requests: [Request]
