@@ -35,8 +35,10 @@ TEST_PG_SETTINGS=$'max_connections = 300\nshared_buffers = 512MB'
 source scripts/test-postgres.sh
 WORK=$(mktemp -d /tmp/tally-bench.XXXXXX)
 SERVER_PID=""
+BOUNCER_PID_FILE=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  [ -n "$BOUNCER_PID_FILE" ] && [ -f "$BOUNCER_PID_FILE" ] && kill "$(cat "$BOUNCER_PID_FILE")" 2>/dev/null || true
   rm -rf "$WORK"
   stop_test_postgres
 }
@@ -137,6 +139,51 @@ echo "   fairness: victim p99 ${VICTIM_ALONE_P99} ms alone, ${VICTIM_FLOOD_P99} 
 PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 
+# The same service behind PgBouncer (Debian's, transaction pooling, default settings but the pool
+# size): what the pooler costs against the direct connection above, in the same run.
+PGBOUNCER=$(command -v pgbouncer || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; } || true)
+if [ -n "$PGBOUNCER" ]; then
+  echo "== through PgBouncer (transaction pooling)" >&2
+  BOUNCER_DIR=$(mktemp -d /tmp/tally-bench-pgbouncer.XXXXXX)
+  BOUNCER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  PG_PORT=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlparse(sys.argv[1]).port)' "$DB_URL")
+  echo '"tally" ""' > "$BOUNCER_DIR/userlist.txt"
+  cat > "$BOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+bench = host=127.0.0.1 port=$PG_PORT dbname=bench
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $BOUNCER_DIR/userlist.txt
+pool_mode = transaction
+max_client_conn = 500
+default_pool_size = 48
+logfile = $BOUNCER_DIR/pgbouncer.log
+pidfile = $BOUNCER_DIR/pgbouncer.pid
+INI
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$BOUNCER_DIR"
+  BOUNCER_PID_FILE="$BOUNCER_DIR/pgbouncer.pid"
+  "${as_pg[@]}" "$PGBOUNCER" -d "$BOUNCER_DIR/pgbouncer.ini" >/dev/null 2>&1
+  TALLY_RATE_LIMIT_PLATFORM=0 DATABASE_URL="postgres://tally@127.0.0.1:$BOUNCER_PORT/bench" TALLY_DATABASE_POOLER=transaction \
+    TALLY_MIGRATION_DATABASE_URL="$DB_URL" TALLY_PORT="$PORT" TALLY_LOG_LEVEL=warning \
+    "$TALLY" serve --connections 48 --jobs-interval 0 2>"$WORK/serve-pgbouncer.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 150); do
+    (ready) 2>/dev/null && break
+    sleep 0.2
+  done
+  for scenario in consume_many balance; do
+    RESULT[pgbouncer_$scenario]=$(run_wrk "$scenario")
+    echo "   pgbouncer $scenario: ${RESULT[pgbouncer_$scenario]}" >&2
+  done
+  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+  kill "$(cat "$BOUNCER_PID_FILE")" 2>/dev/null || true
+  rm -rf "$BOUNCER_DIR"
+fi
+
 echo "== renewals: $BENCH_RENEWALS due subscriptions" >&2
 psql "$DB_URL" -q -v subs="$BENCH_RENEWALS" -f scripts/bench/seed-renewals.sql >/dev/null
 RENEW_START=$(date +%s%N)
@@ -184,6 +231,13 @@ row "balance read (platform key)" balance "$(ratio "$(read -r r _ <<<"${RESULT[b
 row "balance read (member keys)" balance_member "$(ratio "$member_rps" "$healthz_rps") x /healthz"
 row "/healthz" healthz ""
 row "consume, idempotent replay" replay ""
+if [ -n "${RESULT[pgbouncer_consume_many]:-}" ]; then
+  read -r bouncer_many _ <<<"${RESULT[pgbouncer_consume_many]}"
+  read -r bouncer_balance _ <<<"${RESULT[pgbouncer_balance]}"
+  read -r direct_balance _ <<<"${RESULT[balance]}"
+  row "consume, via PgBouncer (transaction)" pgbouncer_consume_many "$(ratio "$bouncer_many" "$many_rps") x the direct connection"
+  row "balance read, via PgBouncer" pgbouncer_balance "$(ratio "$bouncer_balance" "$direct_balance") x the direct connection (no key cache: no LISTEN)"
+fi
 echo
 echo "fairness: another organisation's spend p99 ${VICTIM_ALONE_P99} ms alone, ${VICTIM_FLOOD_P99} ms while one key floods (${FLOOD_RPS} requests/s sent, beyond 200/s answered 429): $(ratio "$VICTIM_FLOOD_P99" "$VICTIM_ALONE_P99") x"
 echo "server peak RSS: $((PEAK_RSS_KB / 1024)) MB"
