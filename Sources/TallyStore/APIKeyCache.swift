@@ -97,6 +97,12 @@ public final class APIKeyCache: Sendable {
         while !Task.isCancelled {
             do {
                 let connection = try await pool.openDedicatedConnection(logger: logger)
+                // LISTEN has a deadline too: not following within 5 s, the connection is closed
+                // and the loop starts again (nothing is cached meanwhile).
+                let deadline = connection.eventLoop.scheduleTask(in: .seconds(5)) { [self] in
+                    if !isFollowing { connection.close().whenComplete { _ in } }
+                }
+                defer { deadline.cancel() }
                 do {
                     try await withTaskCancellationHandler {
                         try await follow(connection, logger: logger)

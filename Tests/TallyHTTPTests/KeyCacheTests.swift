@@ -19,19 +19,25 @@ import TallyTestSupport
             """), logger: testLogger)
     }
 
+    /// A member key, used once (so cached), then revoked behind the service's back with the
+    /// announcement switched off: it still answers, so the cache is what answers.
+    private func cachedKeyRevokedUnannounced(_ server: TestServer) async throws -> (org: String, key: String) {
+        let org = try await server.createOrg()
+        let member = try await server.createKey(org: org, role: "member")
+        try await waitUntilFollowing(server)
+        #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: member).status == 200)
+        try await setAnnouncements(server, on: false)
+        try await server.pool.query("UPDATE api_keys SET revoked_at = now() WHERE org_id = \(UUID(idString: org)!)", logger: testLogger)
+        #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: member).status == 200)
+        return (org, member)
+    }
+
     /// The key's row revoked behind the service's back with the announcement switched off: the
     /// cached key still answers (so the cache is what answered). Any announced change to the
     /// key (another replica revoking it) then ends it within moments.
     @Test func anAnnouncedRevocationEndsACachedKeyAtOnce() async throws {
         try await TestServer.run { server in
-            let org = try await server.createOrg()
-            let member = try await server.createKey(org: org, role: "member")
-            try await waitUntilFollowing(server)
-            #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: member).status == 200)
-
-            try await setAnnouncements(server, on: false)
-            try await server.pool.query("UPDATE api_keys SET revoked_at = now() WHERE org_id = \(UUID(idString: org)!)", logger: testLogger)
-            #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: member).status == 200)
+            let (org, member) = try await cachedKeyRevokedUnannounced(server)
 
             try await setAnnouncements(server, on: true)
             try await server.pool.query("UPDATE api_keys SET name = name WHERE org_id = \(UUID(idString: org)!)", logger: testLogger)
@@ -63,13 +69,7 @@ import TallyTestSupport
     /// revoked unannounced meanwhile is refused once the listener is back.
     @Test func losingTheListenerDropsTheCache() async throws {
         try await TestServer.run { server in
-            let org = try await server.createOrg()
-            let member = try await server.createKey(org: org, role: "member")
-            try await waitUntilFollowing(server)
-            #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: member).status == 200)
-            try await setAnnouncements(server, on: false)
-            try await server.pool.query("UPDATE api_keys SET revoked_at = now() WHERE org_id = \(UUID(idString: org)!)", logger: testLogger)
-            #expect(try await server.request(.GET, "/v1/orgs/\(org)/balance", key: member).status == 200)
+            let (org, member) = try await cachedKeyRevokedUnannounced(server)
 
             try await server.pool.query("""
                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
