@@ -30,8 +30,7 @@ extension UUID {
 
     public var idString: String {
         // By hand: Foundation's `uuidString.lowercased()` showed in every response's profile.
-        let digits: StaticString = "0123456789abcdef"
-        return withUnsafeBytes(of: uuid) { bytes in
+        withUnsafeBytes(of: uuid) { bytes in
             String(unsafeUninitializedCapacity: 36) { text in
                 var position = 0
                 for (index, byte) in bytes.enumerated() {
@@ -39,8 +38,8 @@ extension UUID {
                         text[position] = UInt8(ascii: "-")
                         position += 1
                     }
-                    text[position] = digits.utf8Start[Int(byte >> 4)]
-                    text[position + 1] = digits.utf8Start[Int(byte & 0x0f)]
+                    text[position] = Hex.digits[Int(byte >> 4)]
+                    text[position + 1] = Hex.digits[Int(byte & 0x0f)]
                     position += 2
                 }
                 return position

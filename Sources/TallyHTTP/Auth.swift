@@ -68,16 +68,7 @@ struct AuthMiddleware: RouterMiddleware {
 
 private extension Array where Element == UInt8 {
     /// The first 16 bytes as hex: enough to tell keys apart in the rate limiter.
-    var hexPrefix: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(32)
-        for byte in prefix(16) {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
+    var hexPrefix: String { Hex.lowercase(prefix(16)) }
 }
 
 extension AuthMiddleware {
@@ -125,13 +116,22 @@ struct OrgScope: Sendable {
 }
 
 extension AppServices {
+    /// The caller and the `{org}` it names: 404 for an id that is not one, or that is another
+    /// organisation's (never revealing that it exists).
+    private func orgTarget(_ context: TallyRequestContext) throws -> (caller: AuthenticatedKey, orgID: UUID) {
+        let caller = try context.requiredCaller
+        guard let text = context.parameters.get("org"), let id = UUID(idString: text),
+              caller.role == .platform || caller.orgID == id else {
+            throw TallyError.notFound("The organisation")
+        }
+        return (caller, id)
+    }
+
     /// Resolves `{org}` for the caller: a key of another organisation gets 404 (never revealing
     /// that the organisation exists), before a role below `role` gets 403.
     func orgScope(_ context: TallyRequestContext, role: KeyRole = .member, idempotencyKey: String? = nil) async throws -> OrgScope {
-        let caller = try context.requiredCaller
+        let (caller, id) = try orgTarget(context)
         let notFound = TallyError.notFound("The organisation")
-        guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
-        if caller.role != .platform && caller.orgID != id { throw notFound }
         guard var context = try await stores.orgs.context(id, idempotencyKey: idempotencyKey) else { throw notFound }
         guard caller.role.permits(role) else {
             throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
@@ -150,12 +150,11 @@ extension AppServices {
     /// `orgScope` and the organisation's balance, read together in one query (any role may read
     /// it). A period that has ended is renewed first, and then both are read again.
     func orgBalance(_ context: TallyRequestContext) async throws -> (scope: OrgScope, balance: Balance) {
-        let caller = try context.requiredCaller
-        let notFound = TallyError.notFound("The organisation")
-        guard let text = context.parameters.get("org"), let id = UUID(idString: text) else { throw notFound }
-        if caller.role != .platform && caller.orgID != id { throw notFound }
+        let (caller, id) = try orgTarget(context)
         let wallTime = clock.now()
-        guard let read = try await stores.ledger.contextAndBalance(orgID: id, wallTime: wallTime) else { throw notFound }
+        guard let read = try await stores.ledger.contextAndBalance(orgID: id, wallTime: wallTime) else {
+            throw TallyError.notFound("The organisation")
+        }
         let now = read.context.clockTime ?? wallTime
         if let dueAt = read.context.renewalDueAt, dueAt <= now {
             let scope = try await orgScope(context)

@@ -18,7 +18,7 @@ public enum WebhookSignature {
         var message = Array("\(timestamp).".utf8)
         message.append(contentsOf: body)
         let code = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: Array(secret.utf8)))
-        return code.map { String(format: "%02x", $0) }.joined()
+        return Hex.lowercase(code)
     }
 
     /// What a receiver does: recompute the code for the header's timestamp and compare.

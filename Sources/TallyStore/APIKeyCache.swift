@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import Synchronization
+import TallyCore
 
 /// Organisation keys recently recognised, so that a request need not look its key up again.
 ///
@@ -66,10 +67,10 @@ public final class APIKeyCache: Sendable {
 
     /// A key changed (its hash in hex, as announced): forget it, and void the lookups in flight.
     func evict(announced payload: String) {
-        let hash = Self.bytes(hex: payload)
+        if let hash = Hex.bytes(payload) { return forget(hash) }
         state.withLock { state in
             state.generation &+= 1
-            if let hash { state.entries[hash] = nil } else { state.entries.removeAll() }
+            state.entries.removeAll()
         }
     }
 
@@ -103,6 +104,7 @@ public final class APIKeyCache: Sendable {
                     if !isFollowing { connection.close().whenComplete { _ in } }
                 }
                 defer { deadline.cancel() }
+                var failure: (any Error)?
                 do {
                     try await withTaskCancellationHandler {
                         try await follow(connection, logger: logger)
@@ -110,10 +112,11 @@ public final class APIKeyCache: Sendable {
                         connection.close().whenComplete { _ in }
                     }
                 } catch {
-                    // Closed for sure before it goes: PostgresNIO insists.
-                    try? await connection.close()
-                    throw error
+                    failure = error
                 }
+                // Closed for sure before it goes, however following ended: PostgresNIO insists.
+                try? await connection.close()
+                if let failure { throw failure }
             } catch {
                 // Once per outage: when following stops, or when it never started.
                 let wasFollowing = isFollowing
@@ -157,26 +160,6 @@ public final class APIKeyCache: Sendable {
                 }
                 try await group.next()
             }
-        }
-    }
-
-    private static func bytes(hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(32)
-        for index in stride(from: 0, to: 64, by: 2) {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    private static func nibble(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-        default: nil
         }
     }
 }

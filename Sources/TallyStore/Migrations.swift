@@ -11,7 +11,7 @@ public struct Migration: Sendable, Equatable {
     public let sql: String
 
     public var checksum: String {
-        SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.lowercase(SHA256.hash(data: Data(sql.utf8)))
     }
 
     /// Reads `NNNN_name.sql` files in version order. Two files with one number are refused.

@@ -183,4 +183,12 @@ import Testing
         for id in ids { #expect(id.idString == id.uuidString.lowercased()) }
         #expect(UUID(idString: ids[0].idString) == ids[0])
     }
+
+    @Test func hexRoundTripsAndRefusesWhatIsNotLowerCaseHex() {
+        let bytes: [UInt8] = [0, 1, 0x0f, 0x10, 0x7f, 0x80, 0xab, 0xff]
+        #expect(Hex.lowercase(bytes) == "00010f107f80abff")
+        #expect(Hex.bytes("00010f107f80abff") == bytes)
+        #expect(Hex.bytes("") == [])
+        for bad in ["0", "abc", "0g", "AB", " 00", "00 ", "-1"] { #expect(Hex.bytes(bad) == nil, "\(bad)") }
+    }
 }

@@ -9,16 +9,21 @@ import TallyTestSupport
 /// Group commit across organisations: the spends of many organisations share transactions, and
 /// each keeps its own answer, entry and stored replay.
 @Suite struct CrossOrgBatchingTests {
+    static func organisations(_ count: Int, holding credits: String, on server: TestServer) async throws -> [String] {
+        var orgs: [String] = []
+        for _ in 0..<count {
+            let org = try await server.createOrg()
+            try await server.grant(org, credits)
+            orgs.append(org)
+        }
+        return orgs
+    }
+
     /// 40 organisations with 10 credits each, 4 concurrent spends of 3 each: in every
     /// organisation exactly three succeed and one is refused, whatever the transactions held.
     @Test func spendsOfManyOrganisationsShareTransactionsAndStayExact() async throws {
         try await TestServer.run(databaseConnections: 16) { server in
-            var orgs: [String] = []
-            for _ in 0..<40 {
-                let org = try await server.createOrg()
-                try await server.grant(org, "10")
-                orgs.append(org)
-            }
+            let orgs = try await Self.organisations(40, holding: "10", on: server)
             let before = await server.stores.consumption.batchStatistics
             let spends = orgs.flatMap { org in (0..<4).map { (org, "\(org)-\($0)") } }
             let responses = try await withThrowingTaskGroup(of: (String, String, TestResponse).self) { group in
@@ -58,12 +63,7 @@ import TallyTestSupport
     /// are applied exactly once.
     @Test func oneOrganisationsFailureDoesNotUndoTheOthers() async throws {
         try await TestServer.run(databaseConnections: 16) { server in
-            var orgs: [String] = []
-            for _ in 0..<12 {
-                let org = try await server.createOrg()
-                try await server.grant(org, "100")
-                orgs.append(org)
-            }
+            let orgs = try await Self.organisations(12, holding: "100", on: server)
             let failing = orgs[5]
             try await server.pool.query(PostgresQuery(unsafeSQL: """
                 CREATE FUNCTION refuse_one_org() RETURNS trigger LANGUAGE plpgsql AS $$
