@@ -1,6 +1,6 @@
 # The two commands of a fresh machine: `make run` serves Tally on its embedded database,
 # `make test` runs the whole suite against a real PostgreSQL it starts itself.
-.PHONY: run test test-faults test-failover test-pgbouncer test-contract build release bench clean
+.PHONY: run test test-faults test-failover test-pgbouncer test-ha test-contract build release bench clean
 
 run:
 	scripts/run.sh
@@ -19,6 +19,12 @@ test-failover:
 # Two replicas behind PgBouncer in transaction pooling (TALLY_DATABASE_POOLER=transaction).
 test-pgbouncer:
 	scripts/test-faults.sh scripts/faults/run_pgbouncer.py
+
+# High availability (not in `make test`; `.ci/run` runs it after): Patroni, etcd and HAProxy from
+# Debian (installed when missing, as root), the leader crashes under a spend load, the same Tally
+# carries on through HAProxy. Builds tally unless TALLY_BINARY names one.
+test-ha:
+	scripts/test-ha.sh
 
 # The contract only: schemathesis against the served /openapi.json, and a generated client.
 test-contract:
