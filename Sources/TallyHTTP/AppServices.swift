@@ -15,10 +15,12 @@ public struct AppServices: Sendable {
     public let allowPrivateWebhookTargets: Bool
     /// Requests per second per key (`TALLY_RATE_LIMIT_PER_KEY`, `TALLY_RATE_LIMIT_PLATFORM`); nil is no limit.
     public let rateLimits: RateLimits
+    /// Where people reach Tally (`TALLY_PUBLIC_URL`), for credits portal links; nil: the request's Host.
+    public let publicURL: String?
     let rateLimiter = RateLimiter()
 
     public init(stores: Stores, clock: any WallClock, platformKey: PlatformKey?, migrations: [Migration], openAPIDocument: [UInt8],
-                allowPrivateWebhookTargets: Bool = false, rateLimits: RateLimits = .off) {
+                allowPrivateWebhookTargets: Bool = false, rateLimits: RateLimits = .off, publicURL: String? = nil) {
         self.stores = stores
         self.clock = clock
         self.platformKey = platformKey
@@ -26,6 +28,9 @@ public struct AppServices: Sendable {
         self.openAPIDocument = openAPIDocument
         self.allowPrivateWebhookTargets = allowPrivateWebhookTargets
         self.rateLimits = rateLimits
+        var publicURL = publicURL
+        while publicURL?.hasSuffix("/") == true { publicURL?.removeLast() }
+        self.publicURL = publicURL
     }
 }
 

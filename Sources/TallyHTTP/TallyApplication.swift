@@ -26,6 +26,8 @@ public enum TallyApplication {
         SettingsController(services: services).register(on: v1)
         ReportsController(services: services).register(on: v1)
         WebhooksController(services: services).register(on: v1)
+        PortalSessionsController(services: services).register(on: v1)
+        PortalRoutes(services: services).register(on: router)
         // Router middlewares wrap every route and the not-found answer, whenever they are added.
         router.middlewares.add(MethodNotAllowedMiddleware(routes: router.routes.map { ($0.path.description, $0.method) }))
         return router

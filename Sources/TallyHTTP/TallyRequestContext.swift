@@ -9,10 +9,13 @@ import TallyStore
 public struct TallyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: AuthenticatedKey?
+    /// The credits portal session of a portal page (its caller is the session's organisation and role).
+    public var portal: PortalSession?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
+        self.portal = nil
     }
 
     /// Request bodies are small JSON documents; anything larger is refused with 413.

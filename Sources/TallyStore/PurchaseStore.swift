@@ -25,14 +25,15 @@ public struct PurchaseStore: Sendable {
     let catalog: CatalogStore
     let subscriptions: SubscriptionStore
 
-    /// What is bought, priced before any transaction starts (so that a refusal writes nothing).
-    struct Priced {
-        let credits: Credits
-        let line: InvoiceLine
-        let expiresAfterDays: Int?
+    /// What is bought, priced before any transaction starts (so that a refusal writes nothing);
+    /// the portal shows it before the admin confirms.
+    public struct Priced: Sendable {
+        public let credits: Credits
+        public let line: InvoiceLine
+        public let expiresAfterDays: Int?
     }
 
-    func price(_ request: PurchaseRequest, orgID: UUID) async throws -> Priced {
+    public func price(_ request: PurchaseRequest, orgID: UUID) async throws -> Priced {
         switch request.item {
         case .pack(let code):
             guard let pack = try await catalog.pack(code) else { throw TallyError.validation("There is no credit pack '\(code)'.", field: "pack") }

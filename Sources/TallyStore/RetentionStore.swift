@@ -31,6 +31,8 @@ public struct RetentionStore: Sendable {
         public var webhookDeliveries = 0
         public var events = 0
         public var reservations = 0
+        /// Credits portal sessions that expired over a day ago (a revoked one still expires).
+        public var portalSessions = 0
 
         public init(idempotencyKeys: Int = 0, webhookDeliveries: Int = 0, events: Int = 0, reservations: Int = 0) {
             self.idempotencyKeys = idempotencyKeys
@@ -40,7 +42,7 @@ public struct RetentionStore: Sendable {
         }
 
         public var description: String {
-            "deleted \(idempotencyKeys) idempotency key(s), \(webhookDeliveries) webhook delivery(ies), \(events) event(s), \(reservations) settled hold(s)"
+            "deleted \(idempotencyKeys) idempotency key(s), \(webhookDeliveries) webhook delivery(ies), \(events) event(s), \(reservations) settled hold(s), \(portalSessions) portal session(s)"
         }
     }
 
@@ -98,6 +100,19 @@ public struct RetentionStore: Sendable {
                 ), deleted AS (
                     DELETE FROM reservations r USING doomed d
                     WHERE r.org_id = d.org_id AND r.reservation_id = d.reservation_id RETURNING 1
+                )
+                SELECT count(*) FROM deleted
+                """)
+        }
+        let sessionsBefore = now.adding(days: -1)
+        report.portalSessions = try await repeatBatches(until: deadline) {
+            try await deleteCount("""
+                WITH doomed AS (
+                    SELECT org_id, session_id FROM portal_sessions WHERE expires_at < \(sessionsBefore)
+                    ORDER BY expires_at LIMIT \(Self.batchSize)
+                ), deleted AS (
+                    DELETE FROM portal_sessions p USING doomed d
+                    WHERE p.org_id = d.org_id AND p.session_id = d.session_id RETURNING 1
                 )
                 SELECT count(*) FROM deleted
                 """)

@@ -22,6 +22,7 @@ public struct Stores: Sendable {
     public let webhooks: WebhookStore
     public let reports: ReportStore
     public let retention: RetentionStore
+    public let portalSessions: PortalSessionStore
 
     public init(database: Database, spendTransactions: Int? = nil) {
         self.database = database
@@ -45,6 +46,7 @@ public struct Stores: Sendable {
         self.webhooks = WebhookStore(database: database)
         self.reports = ReportStore(database: database)
         self.retention = RetentionStore(database: database)
+        self.portalSessions = PortalSessionStore(database: database)
     }
 
     /// One per 12 of the pool's connections, 2 to 8: with 48 connections under 64 concurrent

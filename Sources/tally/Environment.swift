@@ -44,6 +44,9 @@ struct TallyEnvironment {
     var stateDirectory: URL { URL(fileURLWithPath: nonEmpty("TALLY_STATE_DIR") ?? ".tally") }
     /// Organisation admins may point webhooks at private addresses (off by default).
     var allowPrivateWebhookTargets: Bool { nonEmpty("TALLY_WEBHOOKS_ALLOW_PRIVATE") == "1" }
+    /// Where people reach this service (`https://billing.example.com`): the base of credits portal
+    /// links, and HTTPS there marks the portal's cookie Secure. Unset: the request's Host.
+    var publicURL: String? { nonEmpty("TALLY_PUBLIC_URL") }
     /// Requests per second per key: "200" (burst twice that) or "200/400"; "0" turns it off.
     var rateLimits: RateLimits {
         RateLimits(perKey: RateLimiter.Limit.parse(nonEmpty("TALLY_RATE_LIMIT_PER_KEY"), default: RateLimits.defaultPerKey),

@@ -50,7 +50,8 @@ struct Serve: AsyncParsableCommand {
             migrations: migrations,
             openAPIDocument: openAPI,
             allowPrivateWebhookTargets: environment.allowPrivateWebhookTargets,
-            rateLimits: environment.rateLimits
+            rateLimits: environment.rateLimits,
+            publicURL: environment.publicURL
         )
         let background = BackgroundJobs(
             runner: JobRunner(stores: stores, logger: logger, retention: environment.retention),

@@ -53,6 +53,8 @@ public struct TestServer: Sendable {
                 // Requests queue for one of the 64 connections; on a busy 2-core machine a burst
                 // of a thousand may wait longer than the default 10 s for one.
                 configuration.timeout = .init(connect: .seconds(120), read: .seconds(120))
+                // The portal's redirects are what its tests look at (a browser's next step is theirs to take).
+                configuration.redirectConfiguration = .disallow
                 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
                 let server = TestServer(port: port, pool: pool, stores: stores, clock: clock, http: http)
                 let result: Result<T, any Error>

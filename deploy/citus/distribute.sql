@@ -48,3 +48,4 @@ SELECT create_distributed_table('invoice_lines', 'org_id', colocate_with => 'cre
 SELECT create_distributed_table('events', 'org_id', colocate_with => 'credit_buckets');
 SELECT create_distributed_table('webhook_deliveries', 'org_id', colocate_with => 'credit_buckets');
 SELECT create_distributed_table('webhook_attempts', 'org_id', colocate_with => 'credit_buckets');
+SELECT create_distributed_table('portal_sessions', 'org_id', colocate_with => 'credit_buckets');
