@@ -1,6 +1,6 @@
 # The two commands of a fresh machine: `make run` serves Tally on its embedded database,
 # `make test` runs the whole suite against a real PostgreSQL it starts itself.
-.PHONY: run test test-faults test-failover test-pgbouncer test-ha test-contract build release bench clean
+.PHONY: run test test-faults test-failover test-pgbouncer test-ha test-contract test-portal build release bench clean
 
 run:
 	scripts/run.sh
@@ -30,6 +30,10 @@ test-ha:
 test-contract:
 	scripts/test-faults.sh scripts/contract/run_schemathesis.py
 	scripts/test-faults.sh scripts/contract/run_generated_client.py
+
+# The credits portal in headless Chromium driven by Selenium; screenshots in .build/portal-screenshots/.
+test-portal:
+	scripts/test-faults.sh scripts/portal/run_browser.py
 
 build:
 	swift build

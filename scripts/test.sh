@@ -13,12 +13,14 @@ swift build --build-tests
 swift test --skip-build "$@"
 # Against servers of their own, only for the whole suite (not a filter): database faults (a
 # minute or two), then the contract: schemathesis on /openapi.json (about two minutes) and a
-# client generated from it driving seed 001.
+# client generated from it driving seed 001; then the credits portal in headless Chromium
+# (about a minute, screenshots in .build/portal-screenshots/).
 if [ $# -eq 0 ]; then
   python3 scripts/faults/run_faults.py
   python3 scripts/faults/run_failover.py
   python3 scripts/faults/run_pgbouncer.py
   python3 scripts/contract/run_schemathesis.py
   python3 scripts/contract/run_generated_client.py
+  python3 scripts/portal/run_browser.py
 fi
 echo "tests passed in $(( $(date +%s) - start )) s (build included)"

@@ -78,14 +78,15 @@ struct CreditsPage {
         }
         let largest = months.map(\.creditsUsed.units).max() ?? 0
         let chronological = Array(months.reversed())
-        let width = 100, gap = 20, height = 100
+        let width = 100, gap = 20, height = 100, top = 20
         let bars = chronological.enumerated().map { index, month -> HTML in
             let barHeight = largest > 0 ? Int(month.creditsUsed.units * Int128(height) / largest) : 0
             let x = gap / 2 + index * (width + gap)
             let label = Display.month(month.month.description)
             return """
-                <rect x="\(x)" y="\(height - max(barHeight, 1))" width="\(width)" height="\(max(barHeight, 1))" rx="4" fill="#b42318"><title>\(label): \(Display.credits(month.creditsUsed)) credits</title></rect>
-                <text x="\(x + width / 2)" y="\(height + 16)" text-anchor="middle" font-size="12" fill="#57606a">\(String(label.prefix(3)))</text>
+                <rect x="\(x)" y="\(top + height - max(barHeight, 1))" width="\(width)" height="\(max(barHeight, 1))" rx="4" fill="#b42318"><title>\(label): \(Display.credits(month.creditsUsed)) credits</title></rect>
+                <text x="\(x + width / 2)" y="\(top + height - max(barHeight, 1) - 5)" text-anchor="middle" font-size="14" fill="#1b1f24">\(Display.credits(month.creditsUsed))</text>
+                <text x="\(x + width / 2)" y="\(top + height + 18)" text-anchor="middle" font-size="14" fill="#57606a">\(String(label.prefix(3)))</text>
                 """
         }
         let description = chronological.map { "\(Display.month($0.month.description)) \(Display.credits($0.creditsUsed))" }.joined(separator: ", ")
@@ -93,7 +94,7 @@ struct CreditsPage {
             <section class="card" aria-labelledby="summary-title">
             <h2 id="summary-title">Monthly Usage Summary</h2>
             <div class="months">\(cards)</div>
-            <svg class="chart-svg" viewBox="0 0 \(chronological.count * (width + gap)) \(height + 22)" width="100%" height="130" role="img" aria-label="Credits used per month: \(description)">\(bars)</svg>
+            <svg class="chart-svg" viewBox="0 0 \(chronological.count * (width + gap)) \(top + height + 24)" width="100%" height="150" role="img" aria-label="Credits used per month: \(description)">\(bars)</svg>
             </section>
             """
     }

@@ -31,14 +31,14 @@ enum Portal {
     }
 
     /// What every portal answer carries: no caching of account pages, no framing, no scripts,
-    /// no referrer (the link's token must not leak to another site).
+    /// no referrer to another site (a portal URL must not leak).
     static func secure(_ headers: inout HTTPFields) {
         headers[.cacheControl] = "no-store"
         headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
             + "frame-ancestors 'none'; base-uri 'none'"
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
         headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
     }
 
     static func html(_ page: HTML, status: HTTPResponse.Status = .ok) -> Response {

@@ -44,7 +44,7 @@ enum PortalAssets {
     button[disabled], .button[aria-disabled="true"] { background: #8c959f; border-color: #8c959f; color: #fff; cursor: not-allowed; }
     .linkish { background: none; border: none; color: var(--accent); padding: 0; min-height: 0; font-weight: 400;
                text-decoration: underline; cursor: pointer; }
-    .months { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: .75rem; }
+    .months { display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: .75rem; }
     .month { border: 1px solid var(--line); border-radius: var(--radius); padding: .75rem .9rem; background: #fff; }
     .month .used { color: var(--danger); font-size: 1.5rem; font-weight: 700; }
     .badge { display: inline-block; font-size: .75rem; font-weight: 700; padding: .1rem .5rem; border-radius: 999px;

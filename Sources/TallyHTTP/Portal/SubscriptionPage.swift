@@ -101,13 +101,14 @@ struct SubscriptionPage {
         let charge = outcome.charge.map(Display.money) ?? Display.money(Money(micros: 0, currency: plan.price.currency))
         let keepsCredits: HTML = plan.price.micros == 0 && effective == .immediate
             ? "<p>Your existing credits stay usable until the end of the current cycle.</p>" : .empty
+        let currentRow: HTML = page.scope.context.period.map { "<dt>Current plan</dt><dd>\($0.planName)</dd>" } ?? .empty
         let facts: HTML = effective == .immediate ? """
-            <dl class="facts" id="preview"><dt>New plan</dt><dd>\(plan.name)</dd><dt>Charged now</dt><dd id="charge">\(charge)</dd>
+            <dl class="facts" id="preview">\(currentRow)<dt>New plan</dt><dd>\(plan.name)</dd><dt>Charged now</dt><dd id="charge">\(charge)</dd>
             <dt>Credits carried over</dt><dd id="carried">\(Display.credits(outcome.creditsCarried))</dd>
             <dt>New plan credits</dt><dd>\(Display.credits(outcome.creditsGranted))</dd>
             <dt>New period</dt><dd>\(page.date(outcome.periodStart)) – <span id="period-end">\(page.date(outcome.periodEnd))</span></dd></dl>
             """ : """
-            <dl class="facts" id="preview"><dt>New plan</dt><dd>\(plan.name)</dd><dt>Starts</dt><dd id="period-end">\(page.date(outcome.effectiveAt))</dd>
+            <dl class="facts" id="preview">\(currentRow)<dt>New plan</dt><dd>\(plan.name)</dd><dt>Starts</dt><dd id="period-end">\(page.date(outcome.effectiveAt))</dd>
             <dt>Charged now</dt><dd id="charge">\(Display.money(Money(micros: 0, currency: plan.price.currency)))</dd>
             <dt>Then</dt><dd>\(Display.money(plan.price)) per \(plan.interval.rawValue) for \(Display.credits(plan.creditsPerPeriod)) credits</dd></dl>
             """
