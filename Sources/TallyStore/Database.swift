@@ -202,7 +202,10 @@ public struct DatabaseUnavailable: Error, CustomStringConvertible {
             return true
         default:
             guard let state = error.sqlState else { return false }
-            return state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03"
+            // 25006 (read-only transaction): this connection reaches a server that is (now) a
+            // standby, e.g. an old primary behind a proxy during a failover. Like a lost connection
+            // it is dropped, and the request answers 503: a new connection finds the new primary.
+            return state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03" || state == "25006"
         }
     }
 }

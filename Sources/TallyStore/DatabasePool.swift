@@ -318,7 +318,11 @@ public final class DatabasePool: Sendable {
             // A closed connection frees a slot: the first waiter may open a new one.
             return (state.waiters.isEmpty || keep ? nil : state.waiters.removeFirst(), keep)
         }
-        if !kept { pooled.connection.close().whenComplete { _ in } }
+        if !kept {
+            // Held until it has closed: PostgresNIO asserts that a connection is closed before it goes.
+            let connection = pooled.connection
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+        }
         publish()
         guard let handOver else { return }
         handOver.timeout.cancel()

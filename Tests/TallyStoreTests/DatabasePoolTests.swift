@@ -98,6 +98,30 @@ import TallyTestSupport
         }
     }
 
+    /// A write refused because the server is read-only (a standby reached during a failover) is
+    /// the database being unavailable (503), and that connection is not used again.
+    @Test func aWriteOnAReadOnlyServerIsUnavailableAndItsConnectionDropped() async throws {
+        try await TestDatabases.shared.withDatabase(maximumConnections: 1) { pool, _ in
+            try await pool.query("CREATE TABLE written (n int)", logger: testLogger)
+            var outcome: Result<Void, any Error> = .success(())
+            do {
+                try await Database(pool: pool, logger: testLogger).transaction { connection in
+                    try await connection.query("SET SESSION default_transaction_read_only = on", logger: testLogger)
+                    try await connection.query("COMMIT", logger: testLogger)
+                    try await connection.query("BEGIN", logger: testLogger)
+                    try await connection.query("INSERT INTO written VALUES (1)", logger: testLogger)
+                }
+            } catch {
+                outcome = .failure(error)
+            }
+            guard case .failure(let error) = outcome else { Issue.record("the write should fail"); return }
+            #expect(error is DatabaseUnavailable, "got \(String(reflecting: error))")
+            // The read-only session is gone: the next lease writes.
+            try await pool.query("INSERT INTO written VALUES (2)", logger: testLogger)
+            #expect(try await pool.query("SELECT count(*) FROM written", logger: testLogger).collect()[0].decode(Int.self) == 1)
+        }
+    }
+
     @Test func aConnectionKilledWhileIdleIsDroppedWithoutFailingMoreThanOneStatement() async throws {
         try await TestDatabases.shared.withDatabase(maximumConnections: 2) { pool, location in
             let admin = try DatabasePool(location: location, maximumConnections: 1, logger: testLogger)
