@@ -86,8 +86,7 @@ public struct ReservationStore: Sendable {
             var (reservation, write) = try await settle(held, capture: capture, usage: usage, status: .committed, orgID: orgID, at: now, on: connection)
             if capture.isPositive {
                 // Held credits were out of the balance already: committing does not move it.
-                UsageAccounting.spend(capture, overage: .zero, at: now, terms: terms, availableBefore: .zero, availableAfter: .zero,
-                                      orgID: orgID, into: &write)
+                try await UsageAccounting.countCapture(capture, at: now, terms: terms, orgID: orgID, on: connection, logger: database.logger)
             }
             return (reservation, write)
         }

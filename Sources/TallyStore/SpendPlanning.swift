@@ -140,8 +140,7 @@ struct OrgSpendPlanner {
             if let claim = pending.claim { write.answers.append((orgID, claim.key, status, body)) }
         }
         guard let terms = lastTerms else { return }
-        write.rollups.append(.init(orgID: orgID, now: now, month: CalendarMonth(containing: now, in: terms.timezone), credits: credits,
-                                   overage: overage, transactions: transactions, period: terms.period, thresholds: terms.alertThresholdsPercent))
+        write.rollups.append(.init(orgID: orgID, now: now, credits: credits, overage: overage, transactions: transactions, terms: terms))
         if LowBalanceRule.crossed(threshold: terms.lowBalanceCredits, before: availableBefore, after: balance.available), let low = terms.lowBalanceCredits {
             extras.emit(.balanceLow, data: .object([("available", .text(balance.available)), ("threshold", .text(low))]), at: now)
         }

@@ -68,7 +68,8 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
 
 /// Everything a transaction of plain spends writes, in one statement: the usage entries, their
 /// postings, the buckets' new remainders, the stored answers, the months' rollups and the
-/// periods' counters with the alert thresholds they cross (and those alerts' events).
+/// periods' counters with the alert thresholds they cross (and those alerts' events). The one
+/// place the threshold rule is written: a settled hold counts its usage through it too.
 struct SpendWriteStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
     static let name = "tally.SpendWriteStatement"
@@ -155,6 +156,18 @@ struct SpendWriteStatement: PostgresPreparedStatement {
         let transactions: Int
         let period: LivePeriod?
         let thresholds: [Int]
+
+        /// The month is the organisation's (its time zone), the period and thresholds its terms'.
+        init(orgID: UUID, now: Instant, credits: Credits, overage: Credits, transactions: Int, terms: SpendTerms) {
+            self.orgID = orgID
+            self.now = now
+            self.month = CalendarMonth(containing: now, in: terms.timezone)
+            self.credits = credits
+            self.overage = overage
+            self.transactions = transactions
+            self.period = terms.period
+            self.thresholds = terms.alertThresholdsPercent
+        }
     }
 
     var entries: [Entry] = []

@@ -115,6 +115,28 @@ import TallyTestSupport
         }
     }
 
+    /// A committed hold is usage like a spend: it counts in the month and the period, and crosses
+    /// the period's alert thresholds once (the spends' own statement counts it).
+    @Test func aCommittedHoldCountsAsUsageAndCrossesThresholdsOnce() async throws {
+        try await TestServer.run { server in
+            try await server.createPlan("p", price: "10.00", credits: "100")
+            let org = try await server.createOrg()
+            try await server.subscribe(org, plan: "p")
+            _ = try await server.spend(org, "70")
+            let id = try #require(try await hold(server, org, "20")["id"])
+            let commit = try await server.request(.POST, "/v1/orgs/\(org)/reservations/\(id)/commit", key: server.platformKey, json: #"{"credits": "15"}"#)
+            #expect(commit.status == 200)
+            let period = try await server.request(.GET, "/v1/orgs/\(org)/balance", key: server.platformKey).json["period"]
+            #expect(period?.text("used") == "85")
+            let events = try await server.list("/v1/orgs/\(org)/events?type=usage.threshold_reached")
+            #expect(events.count == 1)
+            #expect(events.first?["data"]?["percent"] == .number("80"))
+            let months = try await server.list("/v1/orgs/\(org)/usage/summary?months=1")
+            #expect(months.first?.text("credits_used") == "85")
+            #expect(try await server.verify() == [])
+        }
+    }
+
     @Test func holdsNeedCreditsAndAValidTTL() async throws {
         try await TestServer.run { server in
             let org = try await server.createOrg()
