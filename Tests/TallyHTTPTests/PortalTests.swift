@@ -170,6 +170,8 @@ extension TestServer {
             let crossSite = try await admin.post("purchase", [("pack", "basic"), ("idempotency_key", UUID().uuidString)],
                                                  extraHeaders: [("Origin", "https://evil.example")])
             #expect(crossSite.status == 403)
+            let nul = try await admin.post("purchase", [("pack", "basic\u{0}"), ("idempotency_key", UUID().uuidString)])
+            #expect(nul.status == 422 && nul.text.contains("cannot be stored"))
             #expect(try await server.available(org) == .zero)
             #expect(try await server.count("invoices") == 0)
         }

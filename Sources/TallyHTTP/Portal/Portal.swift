@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import TallyCore
+import TallyJSON
 import TallyStore
 
 /// The credits portal (API.md "Credits portal"): server-rendered pages for one organisation,
@@ -124,6 +125,10 @@ extension Request {
         guard let token = Portal.sessionToken(self), let sent = fields["csrf"],
               KeyMaterial.constantTimeEquals(Array(sent.utf8), Array(Portal.csrfToken(sessionToken: token).utf8)) else {
             throw TallyError.forbidden("This form has expired; open the page again and retry.")
+        }
+        // What the database cannot store (U+0000) is refused as in a JSON body, naming the field.
+        if let field = JSONValue.object(fields.values.map { ($0.key, JSONValue.string($0.value)) }).firstUnstorableText() {
+            throw TallyError.unstorableText(field: field)
         }
         if let origin = headers[.origin], let host = head.authority,
            origin != "http://\(host)", origin != "https://\(host)" {
