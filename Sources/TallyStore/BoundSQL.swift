@@ -16,6 +16,14 @@ struct BoundSQL {
         return "$\(bindings.count)"
     }
 
+    /// Binds ledger rows and returns the `WITH` parts that write them, numbered after what is
+    /// bound so far, and how many existing buckets they must move.
+    mutating func bind(_ rows: LedgerRows) -> (parts: String, moves: Int) {
+        let first = bindings.count + 1
+        let moves = rows.append(to: &bindings)
+        return (LedgerRows.sql(first: first), moves)
+    }
+
     func query(_ sql: String) -> PostgresQuery {
         PostgresQuery(unsafeSQL: sql, binds: bindings)
     }

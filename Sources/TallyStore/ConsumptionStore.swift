@@ -162,14 +162,11 @@ struct ApplySpends: Sendable {
                 try await planner.plan(groups[g].spends, slots: &slots[g], into: &write, on: connection, logger: logger)
                 extras.append(planner.extras)
             }
-            // Each bucket moves once, by the sum of its postings.
-            var deltas: [UUID: (orgID: UUID, delta: Credits)] = [:]
-            for posting in write.postings { deltas[posting.bucketID, default: (posting.orgID, .zero)].delta += posting.credits }
-            write.moved = deltas.filter { !$0.value.delta.isZero }.map { ($0.value.orgID, $0.key, $0.value.delta) }
             // Extras first: a bucket a top-up creates exists before the spends that draw from it move it.
             for extra in extras { try await extra.execute(on: connection, logger: logger) }
             let movedCount = try await connection.execute(write, logger: logger).reduce(0) { $0 + $1 }
-            try LedgerWriteMismatch.check(moved: movedCount, planned: write.moved.count)
+            // Each bucket moves once, by the sum of its postings (LedgerRows.moves).
+            try LedgerWriteMismatch.check(moved: movedCount, planned: write.rows.moves.count)
 
             // 3. Answers, in arrival order.
             return slots.map { $0.answers() }

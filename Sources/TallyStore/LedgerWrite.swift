@@ -3,9 +3,9 @@ import Logging
 import PostgresNIO
 import TallyCore
 
-/// Ledger movements of one use case, written in one statement: new entries, new buckets, the
-/// postings, and each touched bucket's `remaining` moved by exactly the sum of its postings.
-/// Building every change through here is what keeps "remaining = grant + postings" true.
+/// Ledger movements of one use case, written in one statement by the one ledger writer
+/// (`LedgerRows`: entries, new buckets, postings, each touched bucket moved by exactly the sum of
+/// its postings), with the use case's further statements as parts of the same statement.
 struct LedgerWrite {
     struct Entry {
         let id: UUID
@@ -89,87 +89,38 @@ struct LedgerWrite {
         extraParts.append((name, build(&sql)))
     }
 
-    /// The sum of an entry's postings: what its `credits` column holds.
-    func netCredits(of entryID: UUID) -> Credits {
-        postings.filter { $0.entryID == entryID }.map(\.credits).sum()
+    /// The write as the one ledger writer's rows (`LedgerRows`): entries stamped with the key of
+    /// the request that makes them unless a spend carries its own.
+    var rows: LedgerRows {
+        var rows = LedgerRows()
+        rows.entries = entries.map { entry in
+            LedgerRows.Entry(orgID: orgID, id: entry.id, type: entry.type, overage: entry.overageCredits, usage: entry.usage,
+                             reason: entry.reason, relatedEntryID: entry.relatedEntryID, reservationID: entry.reservationID,
+                             invoiceID: entry.invoiceID, at: entry.createdAt, key: entry.usage.key ?? key)
+        }
+        rows.newBuckets = newBuckets.map { bucket in
+            LedgerRows.NewBucket(orgID: orgID, id: bucket.id, source: bucket.source, credits: bucket.credits, priority: bucket.priority,
+                                 effectiveAt: bucket.effectiveAt, expiresAt: bucket.expiresAt, grantedAt: bucket.grantedAt,
+                                 grantEntryID: bucket.grantEntryID, subscriptionID: bucket.subscriptionID, periodStart: bucket.periodStart)
+        }
+        rows.postings = postings.map { LedgerRows.Posting(orgID: orgID, entryID: $0.entryID, bucketID: $0.bucketID, credits: $0.credits) }
+        return rows
     }
 
     func execute(on connection: DatabaseConnection, logger: Logger) async throws {
         guard !isEmpty else { return }
         var sql = self.sql
-        var parts: [String] = []
-        let org = sql.bind(orgID)
-
-        if !entries.isEmpty {
-            let rows = entries.map { entry -> String in
-                let values = [
-                    org, sql.bind(entry.id), sql.bind(entry.type.rawValue), sql.bind(netCredits(of: entry.id)),
-                    sql.bind(entry.overageCredits), sql.bind(entry.usage.operation), sql.bind(entry.usage.quantity),
-                    sql.bind(entry.usage.params) + "::jsonb", sql.bind(entry.usage.eventID), sql.bind(entry.usage.eventName),
-                    sql.bind(entry.usage.actor), sql.bind(entry.usage.metadata) + "::jsonb", sql.bind(entry.reason),
-                    sql.bind(entry.relatedEntryID), sql.bind(entry.reservationID), sql.bind(entry.invoiceID), sql.bind(entry.createdAt),
-                    sql.bind((entry.usage.key ?? key)?.id), sql.bind((entry.usage.key ?? key)?.prefix),
-                ]
-                return "(" + values.joined(separator: ", ") + ")"
-            }
-            parts.append("""
-                new_entries AS (INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity,
-                    params, event_id, event_name, actor, metadata, reason, related_entry_id, reservation_id, invoice_id, created_at,
-                    api_key_id, api_key_prefix)
-                VALUES \(rows.joined(separator: ", ")))
-                """)
-        }
-        let newBucketIDs = Set(newBuckets.map(\.id))
-        if !newBuckets.isEmpty {
-            let rows = newBuckets.map { bucket -> String in
-                let remaining = postings.filter { $0.bucketID == bucket.id }.map(\.credits).sum()
-                let values = [
-                    org, sql.bind(bucket.id), sql.bind(bucket.source.rawValue), sql.bind(bucket.credits), sql.bind(remaining),
-                    sql.bind(bucket.priority), sql.bind(bucket.effectiveAt), sql.bind(bucket.expiresAt), sql.bind(bucket.grantedAt),
-                    sql.bind(bucket.grantEntryID), sql.bind(bucket.subscriptionID), sql.bind(bucket.periodStart),
-                ]
-                return "(" + values.joined(separator: ", ") + ")"
-            }
-            parts.append("""
-                new_buckets AS (INSERT INTO credit_buckets (org_id, bucket_id, source, granted, remaining, priority,
-                    effective_at, expires_at, granted_at, grant_entry_id, subscription_id, period_start)
-                VALUES \(rows.joined(separator: ", ")))
-                """)
-        }
-        // Existing buckets move by the sum of their postings, one UPDATE per bucket.
-        var deltas: [UUID: Credits] = [:]
-        var order: [UUID] = []
-        for posting in postings where !newBucketIDs.contains(posting.bucketID) {
-            if deltas[posting.bucketID] == nil { order.append(posting.bucketID) }
-            deltas[posting.bucketID, default: .zero] += posting.credits
-        }
-        let moved = order.filter { !(deltas[$0]!.isZero) }
-        if !moved.isEmpty {
-            let rows = moved.map { "(\(sql.bind($0))::uuid, \(sql.bind(deltas[$0]!))::numeric)" }
-            parts.append("""
-                moved AS (UPDATE credit_buckets AS b SET remaining = b.remaining + d.delta
-                    FROM (VALUES \(rows.joined(separator: ", "))) AS d (bucket_id, delta)
-                    WHERE b.org_id = \(org) AND b.bucket_id = d.bucket_id
-                    RETURNING b.bucket_id)
-                """)
-        }
-        if !postings.isEmpty {
-            let rows = postings.map { "(\(org), \(sql.bind($0.entryID)), \(sql.bind($0.bucketID)), \(sql.bind($0.credits)))" }
-            parts.append("""
-                new_postings AS (INSERT INTO ledger_postings (org_id, entry_id, bucket_id, credits)
-                VALUES \(rows.joined(separator: ", ")))
-                """)
-        }
+        let (ledger, planned) = sql.bind(rows)
+        var parts = [ledger]
         for (index, part) in extraParts.enumerated() {
             parts.append("\(part.name ?? "extra_\(index)") AS (\(part.body))")
         }
-        let check = moved.isEmpty ? "0" : "(SELECT count(*) FROM moved)"
-        let statement = "WITH " + parts.joined(separator: ",\n") + "\nSELECT \(check)::int"
+        let statement = "WITH " + parts.joined(separator: ",\n") + "\nSELECT (SELECT count(*) FROM moved)::int"
         let rows = try await connection.query(sql.query(statement), logger: logger).collect()
         let movedCount = try rows.first?.decode(Int.self) ?? 0
         // Every bucket the plan moved exists: a mismatch is a bug or a change made outside Tally,
         // never a user's situation; the transaction rolls back rather than the process trapping.
-        try LedgerWriteMismatch.check(moved: movedCount, planned: moved.count)
+        try LedgerWriteMismatch.check(moved: movedCount, planned: planned)
     }
 }
 

@@ -66,9 +66,9 @@ struct RenewalBatch {
 
         for draw in renewal.expiring {
             let entryID = UUID.v7(at: boundary)
-            ledger.entries.append(.init(orgID: orgID, id: entryID, type: .expiry,
+            ledger.rows.entries.append(.init(orgID: orgID, id: entryID, type: .expiry,
                                         reason: due.canceling ? "subscription ended" : "plan period ended", at: boundary))
-            ledger.postings.append(.init(orgID: orgID, entryID: entryID, bucketID: draw.bucketID, credits: -draw.credits))
+            ledger.rows.postings.append(.init(orgID: orgID, entryID: entryID, bucketID: draw.bucketID, credits: -draw.credits))
             emit(.creditsExpired, orgID: orgID, at: boundary, data: .object([
                 ("bucket_id", .id(draw.bucketID)), ("source", .string("plan")), ("credits", .text(draw.credits)),
                 ("expired_at", .string(boundary.rfc3339)),
@@ -92,17 +92,17 @@ struct RenewalBatch {
             // credits burn first, and the order never ties with the allocation granted now.
             let entryID = UUID.v7(at: boundary)
             let bucketID = UUID.v7(at: boundary)
-            ledger.entries.append(.init(orgID: orgID, id: entryID, type: .rollover, reason: "rollover into the next period",
+            ledger.rows.entries.append(.init(orgID: orgID, id: entryID, type: .rollover, reason: "rollover into the next period",
                                         at: boundary))
             for draw in renewal.carriedFrom {
-                ledger.postings.append(.init(orgID: orgID, entryID: entryID, bucketID: draw.bucketID, credits: -draw.credits))
+                ledger.rows.postings.append(.init(orgID: orgID, entryID: entryID, bucketID: draw.bucketID, credits: -draw.credits))
             }
             addBucket(.rollover, credits: renewal.carried, expiresAt: renewal.rolloverExpiresAt,
                       grantedAt: min(due.earliestGrant ?? boundary, boundary), entryID: entryID, bucketID: bucketID, due, nextPeriod)
         }
         if renewal.allocation.isPositive {
             let entryID = UUID.v7(at: boundary)
-            ledger.entries.append(.init(orgID: orgID, id: entryID, type: LedgerEntryType(grantOf: .planAllocation),
+            ledger.rows.entries.append(.init(orgID: orgID, id: entryID, type: LedgerEntryType(grantOf: .planAllocation),
                                         reason: "\(incoming.name): period \(nextPeriod.index + 1)", at: boundary))
             addBucket(.planAllocation, credits: renewal.allocation, expiresAt: renewal.allocationExpiresAt, grantedAt: boundary,
                       entryID: entryID, bucketID: UUID.v7(at: boundary), due, nextPeriod)
@@ -146,10 +146,10 @@ struct RenewalBatch {
     private mutating func addBucket(_ source: BucketSource, credits: Credits, expiresAt: Instant?, grantedAt: Instant, entryID: UUID,
                                     bucketID: UUID, _ due: DueRenewal, _ period: BillingPeriod) {
         let orgID = due.subscription.orgID
-        ledger.buckets.append(.init(orgID: orgID, id: bucketID, source: source, credits: credits, priority: source.defaultPriority,
+        ledger.rows.newBuckets.append(.init(orgID: orgID, id: bucketID, source: source, credits: credits, priority: source.defaultPriority,
                                     effectiveAt: due.boundary, expiresAt: expiresAt, grantedAt: grantedAt, grantEntryID: entryID,
                                     subscriptionID: due.subscription.id, periodStart: period.start))
-        ledger.postings.append(.init(orgID: orgID, entryID: entryID, bucketID: bucketID, credits: credits))
+        ledger.rows.postings.append(.init(orgID: orgID, entryID: entryID, bucketID: bucketID, credits: credits))
     }
 
     private mutating func emit(_ type: EventType, orgID: UUID, at time: Instant, data: JSONValue) {

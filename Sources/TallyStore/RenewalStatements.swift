@@ -114,32 +114,16 @@ struct ReserveInvoiceNumbersStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
-/// Ledger movements of many organisations in one statement: entries, new buckets, bucket
-/// remainders, postings, and events with their webhook deliveries.
+/// Ledger movements of many organisations in one statement (renewals): the ledger rows, and
+/// events with their webhook deliveries.
 struct LedgerBatchStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
     static let name = "tally.LedgerBatchStatement"
     static let sql = """
-        WITH new_entries AS (
-            INSERT INTO ledger_entries (org_id, entry_id, type, credits, reason, created_at)
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::numeric[], $5::text[], $6::timestamptz[])
-        ), new_buckets AS (
-            INSERT INTO credit_buckets (org_id, bucket_id, source, granted, remaining, priority, effective_at, expires_at, granted_at,
-                                        grant_entry_id, subscription_id, period_start)
-            SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::numeric[], $11::numeric[], $12::integer[], $13::timestamptz[],
-                                 $14::timestamptz[], $15::timestamptz[], $16::uuid[], $17::uuid[], $18::timestamptz[])
-        ), moved AS (
-            UPDATE credit_buckets AS b SET remaining = b.remaining + d.delta
-            FROM unnest($19::uuid[], $20::uuid[], $21::numeric[]) AS d (org_id, bucket_id, delta)
-            WHERE b.org_id = d.org_id AND b.bucket_id = d.bucket_id
-            RETURNING 1
-        ), new_postings AS (
-            INSERT INTO ledger_postings (org_id, entry_id, bucket_id, credits)
-            SELECT * FROM unnest($22::uuid[], $23::uuid[], $24::uuid[], $25::numeric[])
-        ), new_events AS (
+        WITH \(LedgerRows.sql(first: 1)), new_events AS (
             INSERT INTO events (org_id, event_id, type, data, created_at)
             SELECT org_id, event_id, type, data::jsonb, created_at
-            FROM unnest($26::uuid[], $27::uuid[], $28::text[], $29::text[], $30::timestamptz[]) AS v (org_id, event_id, type, data, created_at)
+            FROM unnest($39::uuid[], $40::uuid[], $41::text[], $42::text[], $43::timestamptz[]) AS v (org_id, event_id, type, data, created_at)
             RETURNING org_id, event_id, type, created_at
         ), deliveries AS (
             INSERT INTO webhook_deliveries (\(EventOutbox.deliveryColumns))
@@ -151,55 +135,15 @@ struct LedgerBatchStatement: PostgresPreparedStatement {
         """
     typealias Row = Int
 
-    /// An entry's credits are the sum of its postings.
-    struct Entry { let orgID: UUID; let id: UUID; let type: LedgerEntryType; let reason: String?; let at: Instant }
-    struct Bucket {
-        let orgID: UUID; let id: UUID; let source: BucketSource; let credits: Credits; let priority: Int; let effectiveAt: Instant
-        let expiresAt: Instant?; let grantedAt: Instant; let grantEntryID: UUID; let subscriptionID: UUID?; let periodStart: Instant?
-    }
-    struct Posting { let orgID: UUID; let entryID: UUID; let bucketID: UUID; let credits: Credits }
     struct Event { let orgID: UUID; let id: UUID; let type: EventType; let data: String; let at: Instant }
 
-    var entries: [Entry] = []
-    var buckets: [Bucket] = []
-    var postings: [Posting] = []
+    /// The entries, new buckets and postings (the one ledger writer's rows).
+    var rows = LedgerRows()
     var events: [Event] = []
 
-    /// Existing buckets move by the sum of their postings (new buckets start at theirs).
-    var moved: [(orgID: UUID, bucketID: UUID, delta: Credits)] {
-        let created = Set(buckets.map(\.id))
-        var order: [(UUID, UUID)] = []
-        var deltas: [UUID: Credits] = [:]
-        for posting in postings where !created.contains(posting.bucketID) {
-            if deltas[posting.bucketID] == nil { order.append((posting.orgID, posting.bucketID)) }
-            deltas[posting.bucketID, default: .zero] += posting.credits
-        }
-        return order.compactMap { orgID, bucketID in
-            let delta = deltas[bucketID]!
-            return delta.isZero ? nil : (orgID, bucketID, delta)
-        }
-    }
-
     func makeBindings() throws -> PostgresBindings {
-        // An entry's credits and a new bucket's remainder are the sums of their postings.
-        var byEntry: [UUID: Credits] = [:]
-        var byBucket: [UUID: Credits] = [:]
-        for posting in postings {
-            byEntry[posting.entryID, default: .zero] += posting.credits
-            byBucket[posting.bucketID, default: .zero] += posting.credits
-        }
-        var b = PostgresBindings(capacity: 30)
-        b.append(entries.map(\.orgID)); b.append(entries.map(\.id)); b.append(entries.map(\.type.rawValue))
-        b.append(entries.map { byEntry[$0.id] ?? .zero })
-        b.append(NullableArray(entries.map(\.reason))); b.append(entries.map(\.at))
-        b.append(buckets.map(\.orgID)); b.append(buckets.map(\.id)); b.append(buckets.map(\.source.rawValue)); b.append(buckets.map(\.credits))
-        b.append(buckets.map { byBucket[$0.id] ?? .zero })
-        b.append(buckets.map(\.priority)); b.append(buckets.map(\.effectiveAt)); b.append(NullableArray(buckets.map(\.expiresAt)))
-        b.append(buckets.map(\.grantedAt)); b.append(buckets.map(\.grantEntryID)); b.append(NullableArray(buckets.map(\.subscriptionID)))
-        b.append(NullableArray(buckets.map(\.periodStart)))
-        let moved = self.moved
-        b.append(moved.map(\.orgID)); b.append(moved.map(\.bucketID)); b.append(moved.map(\.delta))
-        b.append(postings.map(\.orgID)); b.append(postings.map(\.entryID)); b.append(postings.map(\.bucketID)); b.append(postings.map(\.credits))
+        var b = PostgresBindings(capacity: LedgerRows.parameterCount + 5)
+        rows.append(to: &b)
         b.append(events.map(\.orgID)); b.append(events.map(\.id)); b.append(events.map(\.type.rawValue)); b.append(events.map(\.data))
         b.append(events.map(\.at))
         return b

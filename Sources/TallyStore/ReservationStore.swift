@@ -83,7 +83,7 @@ public struct ReservationStore: Sendable {
             }
             var usage = held.usage
             if let actor { usage.actor = actor }
-            var (reservation, write) = try await settle(held, capture: capture, usage: usage, status: .committed, orgID: orgID, at: now, on: connection)
+            let (reservation, write) = try await settle(held, capture: capture, usage: usage, status: .committed, orgID: orgID, at: now, on: connection)
             if capture.isPositive {
                 // Held credits were out of the balance already: committing does not move it.
                 try await UsageAccounting.countCapture(capture, at: now, terms: terms, orgID: orgID, on: connection, logger: database.logger)

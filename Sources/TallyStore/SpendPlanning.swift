@@ -113,9 +113,10 @@ struct OrgSpendPlanner {
                                                                          at: now, on: connection, logger: logger)
                     overageInBatch += plan.overage
                 }
-                write.entries.append(.init(orgID: orgID, id: entryID, credits: -plan.covered, overage: plan.overage, usage: pending.spend.usage,
-                                           invoiceID: invoiceID, createdAt: now))
-                write.postings += plan.draws.map { (orgID, entryID, $0.bucketID, -$0.credits) }
+                // The entry's credits are its postings' sum (the covered part), its overage beside them.
+                write.rows.entries.append(.init(orgID: orgID, id: entryID, type: .usage, overage: plan.overage, usage: pending.spend.usage,
+                                                invoiceID: invoiceID, at: now, key: pending.spend.usage.key))
+                write.rows.postings += plan.draws.map { .init(orgID: orgID, entryID: entryID, bucketID: $0.bucketID, credits: -$0.credits) }
                 credits += pending.spend.credits
                 overage += plan.overage
                 transactions += 1

@@ -74,44 +74,26 @@ struct SpendWriteStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
     static let name = "tally.SpendWriteStatement"
     static let sql = """
-        WITH new_entries AS (
-            INSERT INTO ledger_entries (org_id, entry_id, type, credits, overage_credits, operation, quantity, params, event_id,
-                                        event_name, actor, metadata, invoice_id, created_at, api_key_id, api_key_prefix)
-            SELECT e.org_id, e.id, 'usage', e.credits, e.overage, e.operation, e.quantity, e.params::jsonb, e.event_id, e.event_name,
-                   e.actor, e.metadata::jsonb, e.invoice_id, e.created_at, e.key_id, e.key_prefix
-            FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], $5::text[], $6::int[], $7::text[], $8::text[],
-                        $9::text[], $10::text[], $11::text[], $12::uuid[], $13::uuid[], $14::text[], $15::timestamptz[])
-                 AS e (org_id, id, credits, overage, operation, quantity, params, event_id, event_name, actor, metadata, invoice_id,
-                       key_id, key_prefix, created_at)
-        ), moved AS (
-            UPDATE credit_buckets AS b SET remaining = b.remaining + d.delta
-            FROM unnest($16::uuid[], $17::uuid[], $18::numeric[]) AS d (org_id, bucket_id, delta)
-            WHERE b.org_id = d.org_id AND b.bucket_id = d.bucket_id
-            RETURNING b.bucket_id
-        ), new_postings AS (
-            INSERT INTO ledger_postings (org_id, entry_id, bucket_id, credits)
-            SELECT p.org_id, p.entry_id, p.bucket_id, p.credits
-            FROM unnest($19::uuid[], $20::uuid[], $21::uuid[], $22::numeric[]) AS p (org_id, entry_id, bucket_id, credits)
-        ), answers AS (
+        WITH \(LedgerRows.sql(first: 1)), answers AS (
             UPDATE idempotency_keys AS i SET status_code = a.status, response_body = a.body
-            FROM unnest($23::uuid[], $24::text[], $25::int[], $26::bytea[]) AS a (org_id, key, status, body)
+            FROM unnest($39::uuid[], $40::text[], $41::int[], $42::bytea[]) AS a (org_id, key, status, body)
             WHERE i.org_id = a.org_id AND i.idempotency_key = a.key
         ), month AS (
             INSERT INTO usage_months (org_id, month, credits_used, transactions)
             SELECT m.org_id, m.month, m.credits, m.transactions
-            FROM unnest($27::uuid[], $28::date[], $29::numeric[], $30::bigint[]) AS m (org_id, month, credits, transactions)
+            FROM unnest($43::uuid[], $44::date[], $45::numeric[], $46::bigint[]) AS m (org_id, month, credits, transactions)
             ON CONFLICT (org_id, month) DO UPDATE SET credits_used = usage_months.credits_used + EXCLUDED.credits_used,
                                                       transactions = usage_months.transactions + EXCLUDED.transactions
         ), counted AS (
             UPDATE usage_periods AS u SET used_credits = u.used_credits + p.credits, overage_credits = u.overage_credits + p.overage
-            FROM unnest($31::uuid[], $32::timestamptz[], $33::numeric[], $34::numeric[], $35::text[], $36::text[], $37::timestamptz[])
+            FROM unnest($47::uuid[], $48::timestamptz[], $49::numeric[], $50::numeric[], $51::text[], $52::text[], $53::timestamptz[])
                  AS p (org_id, period_start, credits, overage, start_text, end_text, at)
             WHERE u.org_id = p.org_id AND u.period_start = p.period_start
             RETURNING u.org_id, u.period_start, u.allocation, u.used_credits, p.credits AS added, p.start_text, p.end_text, p.at
         ), crossed AS (
             SELECT c.org_id, c.period_start, t.percent, gen_random_uuid() AS event_id, c.used_credits, c.allocation,
                    c.start_text, c.end_text, c.at
-            FROM counted c JOIN unnest($38::uuid[], $39::integer[]) AS t (org_id, percent) ON t.org_id = c.org_id
+            FROM counted c JOIN unnest($54::uuid[], $55::integer[]) AS t (org_id, percent) ON t.org_id = c.org_id
             WHERE c.allocation > 0 AND (c.used_credits - c.added) * 100 < c.allocation * t.percent
               AND c.used_credits * 100 >= c.allocation * t.percent
         ), fired AS (
@@ -134,16 +116,6 @@ struct SpendWriteStatement: PostgresPreparedStatement {
         SELECT (SELECT count(*) FROM moved)::int
         """
     typealias Row = Int
-
-    struct Entry {
-        let orgID: UUID
-        let id: UUID
-        let credits: Credits
-        let overage: Credits
-        let usage: UsageDetails
-        let invoiceID: UUID?
-        let createdAt: Instant
-    }
 
     /// One organisation's share of the transaction's rollups: its month (in its time zone) and,
     /// with a live subscription, its period's counters and alert thresholds.
@@ -170,36 +142,14 @@ struct SpendWriteStatement: PostgresPreparedStatement {
         }
     }
 
-    var entries: [Entry] = []
-    var postings: [(orgID: UUID, entryID: UUID, bucketID: UUID, credits: Credits)] = []
-    var moved: [(orgID: UUID, bucketID: UUID, delta: Credits)] = []
+    /// The usage entries, their postings and the buckets they move (the one ledger writer's rows).
+    var rows = LedgerRows()
     var answers: [(orgID: UUID, key: String, status: Int, body: [UInt8])] = []
     var rollups: [Rollup] = []
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 39)
-        b.append(entries.map(\.orgID))
-        b.append(entries.map(\.id))
-        b.append(entries.map(\.credits))
-        b.append(entries.map(\.overage))
-        b.append(NullableArray(entries.map(\.usage.operation)))
-        b.append(NullableArray(entries.map { $0.usage.quantity }))
-        b.append(NullableArray(entries.map(\.usage.params)))
-        b.append(NullableArray(entries.map(\.usage.eventID)))
-        b.append(NullableArray(entries.map(\.usage.eventName)))
-        b.append(entries.map(\.usage.actor))
-        b.append(NullableArray(entries.map(\.usage.metadata)))
-        b.append(NullableArray(entries.map(\.invoiceID)))
-        b.append(NullableArray(entries.map { $0.usage.key?.id }))
-        b.append(NullableArray(entries.map { $0.usage.key?.prefix }))
-        b.append(entries.map(\.createdAt))
-        b.append(moved.map(\.orgID))
-        b.append(moved.map(\.bucketID))
-        b.append(moved.map(\.delta))
-        b.append(postings.map(\.orgID))
-        b.append(postings.map(\.entryID))
-        b.append(postings.map(\.bucketID))
-        b.append(postings.map(\.credits))
+        var b = PostgresBindings(capacity: LedgerRows.parameterCount + 17)
+        rows.append(to: &b)
         b.append(answers.map(\.orgID))
         b.append(answers.map(\.key))
         b.append(answers.map(\.status))

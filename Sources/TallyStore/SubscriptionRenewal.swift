@@ -117,7 +117,7 @@ extension SubscriptionStore {
             for (item, renewal) in zip(due, renewals) { batch.add(item, renewal, numbers: &numbers) }
             let moved = try await connection.execute(batch.ledger, logger: logger).reduce(0) { $0 + $1 }
             // Every bucket the renewals moved exists: a mismatch rolls the batch back (see LedgerWriteMismatch).
-            try LedgerWriteMismatch.check(moved: moved, planned: batch.ledger.moved.count)
+            try LedgerWriteMismatch.check(moved: moved, planned: batch.ledger.rows.moves.count)
             for try await _ in try await connection.execute(batch.changes, logger: logger) {}
             logger.debug("subscriptions renewed", metadata: ["count": "\(due.count)"])
             return zip(due, renewals).map { item, renewal in
