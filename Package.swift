@@ -46,6 +46,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A private PostgreSQL for `tally serve` without DATABASE_URL, and the subprocesses it runs.
+        .target(
+            name: "TallyEmbeddedPostgres",
+            dependencies: ["TallyStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TallyJobs",
             dependencies: [
@@ -89,7 +95,11 @@ let package = Package(
             dependencies: ["TallyCore", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TallyStoreTests", dependencies: ["TallyCore", "TallyStore", "TallyResources", "TallyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TallyStoreTests",
+            dependencies: ["TallyCore", "TallyStore", "TallyEmbeddedPostgres", "TallyResources", "TallyTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TallyHTTPTests",
             dependencies: [
@@ -103,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyHTTP", "TallyJobs", "TallyResources",
+                "TallyCore", "TallyStore", "TallyEmbeddedPostgres", "TallyHTTP", "TallyJobs", "TallyResources",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TallyCore
+import TallyEmbeddedPostgres
 import TallyHTTP
 import TallyResources
 import TallyStore

@@ -1,8 +1,9 @@
 import Foundation
 import PostgresNIO
-import Testing
+import TallyEmbeddedPostgres
 @testable import TallyStore
 import TallyTestSupport
+import Testing
 
 @Suite struct EmbeddedPostgresTests {
     /// The embedded server starts (as root, as the unprivileged postgres user), serves, stops,

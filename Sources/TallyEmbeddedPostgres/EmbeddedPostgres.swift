@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TallyStore
 #if canImport(Glibc)
 import Glibc
 #endif
