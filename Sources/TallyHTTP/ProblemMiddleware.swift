@@ -2,7 +2,6 @@ import TallyJSON
 import Hummingbird
 import Logging
 import NIOCore
-import PostgresNIO
 import TallyCore
 import TallyStore
 
