@@ -52,6 +52,8 @@ let package = Package(
             dependencies: ["TallyStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // The catalog's JSON shapes (plans, operations, credit packs) and the catalog file import.
+        .target(name: "TallyCatalog", dependencies: ["TallyCore", "TallyJSON", "TallyStore"], swiftSettings: swiftSettings),
         .target(
             name: "TallyJobs",
             dependencies: [
@@ -67,7 +69,7 @@ let package = Package(
         .target(
             name: "TallyHTTP",
             dependencies: [
-                "TallyCore", "TallyJSON", "TallyStore", "TallyJobs",
+                "TallyCore", "TallyJSON", "TallyStore", "TallyCatalog", "TallyJobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -103,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "TallyHTTPTests",
             dependencies: [
-                "TallyCore", "TallyJSON", "TallyStore", "TallyHTTP", "TallyJobs", "TallyTestSupport",
+                "TallyCore", "TallyJSON", "TallyStore", "TallyCatalog", "TallyHTTP", "TallyJobs", "TallyTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyCore", "TallyStore", "TallyEmbeddedPostgres", "TallyHTTP", "TallyJobs", "TallyResources",
+                "TallyCore", "TallyStore", "TallyEmbeddedPostgres", "TallyCatalog", "TallyHTTP", "TallyJobs", "TallyResources",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

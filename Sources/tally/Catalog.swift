@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TallyHTTP
+import TallyCatalog
 import TallyStore
 
 struct CatalogCommand: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import TallyCatalog
 import TallyCore
 import TallyHTTP
 import TallyJobs

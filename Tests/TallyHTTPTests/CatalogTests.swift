@@ -1,9 +1,10 @@
 import Foundation
-import Testing
+import TallyCatalog
 import TallyCore
 import TallyHTTP
 import TallyJSON
 import TallyTestSupport
+import Testing
 
 extension TestServer {
     /// Loads catalog/demo.json, as `tally serve --load-catalog` does.

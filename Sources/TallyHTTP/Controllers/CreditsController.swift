@@ -1,7 +1,8 @@
-import TallyJSON
 import Foundation
 import Hummingbird
+import TallyCatalog
 import TallyCore
+import TallyJSON
 import TallyStore
 
 /// Balance, grants, usage, reversals, holds and the ledger of one organisation.

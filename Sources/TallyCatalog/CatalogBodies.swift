@@ -1,0 +1,266 @@
+import Foundation
+import TallyCore
+import TallyJSON
+
+// The catalog's JSON shapes as the API takes them (POST/PUT of plans, operations and credit
+// packs) and as catalog files hold them (`tally catalog load`, `serve --load-catalog`).
+
+/// A decimal as written: a JSON string, or a JSON number read as its exact literal text.
+public struct DecimalLiteral: JSONNumberLiteralDecodable, Sendable {
+    public let text: String
+    public init(from decoder: any Decoder) throws {
+        text = try decoder.singleValueContainer().decode(String.self)
+    }
+}
+
+/// `{"amount": "9.90", "currency": "USD"}`.
+public struct MoneyDTO: Codable, Sendable {
+    public let amount: String
+    public let currency: String
+
+    public init(_ money: Money) {
+        amount = money.amountText
+        currency = money.currency.code
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        amount = try container.decode(DecimalLiteral.self, forKey: .amount).text
+        currency = try container.decode(String.self, forKey: .currency)
+    }
+
+    enum CodingKeys: String, CodingKey { case amount, currency }
+
+    /// Prices take the currency's minor unit at most; per-credit rates six places.
+    public func money(field: String, maximumDecimalPlaces: Int? = nil) throws(TallyError) -> Money {
+        guard let currency = Currency.named(currency) else {
+            throw TallyError.validation("\(field).currency '\(self.currency)' is not a supported ISO 4217 code.", field: "\(field).currency")
+        }
+        return try Self.parse(amount, currency: currency, places: maximumDecimalPlaces ?? currency.minorUnitDigits, field: "\(field).amount")
+    }
+
+    public static func parse(_ text: String, currency: Currency, places: Int, field: String) throws(TallyError) -> Money {
+        do {
+            return try Money(parsing: text, currency: currency, maximumDecimalPlaces: places)
+        } catch {
+            throw TallyError.validation("\(field) \(error.explanation).", field: field)
+        }
+    }
+}
+
+public struct PlanBody: Decodable {
+    public struct Expiry: Codable, Sendable {
+        public let policy: String
+        public let days: Int?
+
+        public init(policy: String, days: Int?) {
+            self.policy = policy
+            self.days = days
+        }
+    }
+
+    /// `"none"`, `"all"`, or `{"policy": "capped", "max_credits": "1000"}`.
+    struct RolloverBody: Decodable {
+        let policy: String
+        let maxCredits: Credits?
+
+        enum CodingKeys: String, CodingKey {
+            case policy
+            case maxCredits = "max_credits"
+        }
+
+        init(from decoder: any Decoder) throws {
+            if let word = try? decoder.singleValueContainer().decode(String.self) {
+                policy = word
+                maxCredits = nil
+                return
+            }
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            policy = try container.decode(String.self, forKey: .policy)
+            maxCredits = try container.decodeIfPresent(Credits.self, forKey: .maxCredits)
+        }
+    }
+
+    struct Overage: Decodable {
+        let allowed: Bool
+        let ratePerCredit: DecimalLiteral?
+
+        enum CodingKeys: String, CodingKey {
+            case allowed
+            case ratePerCredit = "rate_per_credit"
+        }
+    }
+
+    let code: String
+    let name: String
+    let price: MoneyDTO
+    let interval: Plan.Interval
+    let creditsPerPeriod: Credits
+    let creditExpiry: Expiry?
+    let rollover: RolloverBody?
+    let overage: Overage?
+    let minPurchaseCredits: Credits?
+    let creditPrice: MoneyDTO?
+    let purchasedCreditsExpireAfterDays: Int?
+    let operationRates: [String: Credits]?
+
+    enum CodingKeys: String, CodingKey {
+        case code, name, price, interval, rollover, overage
+        case creditsPerPeriod = "credits_per_period"
+        case creditExpiry = "credit_expiry"
+        case minPurchaseCredits = "min_purchase_credits"
+        case creditPrice = "credit_price"
+        case purchasedCreditsExpireAfterDays = "purchased_credits_expire_after_days"
+        case operationRates = "operation_rates"
+    }
+
+    public func plan() throws(TallyError) -> Plan {
+        let price = try self.price.money(field: "price")
+        let expiry: Plan.CreditExpiry
+        switch (creditExpiry?.policy ?? "period_end", creditExpiry?.days) {
+        case ("period_end", nil): expiry = .periodEnd
+        case ("never", nil): expiry = .never
+        case ("days", let days?): expiry = .days(days)
+        case ("days", nil): throw TallyError.validation("credit_expiry.days is required with policy days.", field: "credit_expiry.days")
+        default: throw TallyError.validation("credit_expiry.policy must be period_end, days or never (days only with days).", field: "credit_expiry.policy")
+        }
+        let rollover: Plan.Rollover
+        switch (self.rollover?.policy ?? "none", self.rollover?.maxCredits) {
+        case ("none", nil): rollover = .none
+        case ("all", nil): rollover = .all
+        case ("capped", let maximum?): rollover = .capped(maximum)
+        case ("capped", nil): throw TallyError.validation("rollover.max_credits is required with policy capped.", field: "rollover.max_credits")
+        default: throw TallyError.validation("rollover.policy must be none, all or capped (max_credits only with capped).", field: "rollover.policy")
+        }
+        var overageRate: Money?
+        if let rate = overage?.ratePerCredit {
+            overageRate = try MoneyDTO.parse(rate.text, currency: price.currency, places: Money.scale, field: "overage.rate_per_credit")
+        }
+        let creditPrice = try self.creditPrice?.money(field: "credit_price", maximumDecimalPlaces: Money.scale)
+        let plan = Plan(code: code, name: name, price: price, interval: interval, creditsPerPeriod: creditsPerPeriod,
+                        creditExpiry: expiry, rollover: rollover, overageAllowed: overage?.allowed ?? false, overageRate: overageRate,
+                        minPurchaseCredits: minPurchaseCredits, creditPrice: creditPrice,
+                        purchasedCreditsExpireAfterDays: purchasedCreditsExpireAfterDays, operationRates: operationRates ?? [:])
+        try plan.validate()
+        return plan
+    }
+}
+
+public struct OperationBody: Codable {
+    struct Tier: Codable {
+        let param: String
+        let value: String
+        let credits: Credits
+
+        init(param: String, value: String, credits: Credits) {
+            self.param = param
+            self.value = value
+            self.credits = credits
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            param = try container.decode(String.self, forKey: .param)
+            value = try container.decode(DecimalLiteral.self, forKey: .value).text
+            credits = try container.decode(Credits.self, forKey: .credits)
+        }
+    }
+
+    struct Multiplier: Codable {
+        let param: String
+        let value: String
+        let factor: String
+
+        init(param: String, value: String, factor: String) {
+            self.param = param
+            self.value = value
+            self.factor = factor
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            param = try container.decode(String.self, forKey: .param)
+            value = try container.decode(DecimalLiteral.self, forKey: .value).text
+            factor = try container.decode(DecimalLiteral.self, forKey: .factor).text
+        }
+    }
+
+    struct Addon: Codable {
+        let param: String
+        let credits: Credits
+    }
+
+    let code: String
+    let name: String
+    let credits: Credits?
+    let tiers: [Tier]?
+    let multipliers: [Multiplier]?
+    let addons: [Addon]?
+    let components: [String]?
+    let freeQuantityPerRequest: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case code, name, credits, tiers, multipliers, addons, components
+        case freeQuantityPerRequest = "free_quantity_per_request"
+    }
+
+    public init(_ operation: OperationDefinition) {
+        code = operation.code
+        name = operation.name
+        credits = operation.credits
+        tiers = operation.tiers.map { Tier(param: $0.param, value: $0.value, credits: $0.credits) }
+        multipliers = operation.multipliers.map { Multiplier(param: $0.param, value: $0.value, factor: $0.factor.description) }
+        addons = operation.addons.map { Addon(param: $0.param, credits: $0.credits) }
+        components = operation.components
+        freeQuantityPerRequest = operation.freeQuantityPerRequest
+    }
+
+    public func definition() throws(TallyError) -> OperationDefinition {
+        var parsedMultipliers: [OperationDefinition.Multiplier] = []
+        for (index, multiplier) in (multipliers ?? []).enumerated() {
+            do {
+                parsedMultipliers.append(.init(param: multiplier.param, value: multiplier.value, factor: try Factor(parsing: multiplier.factor)))
+            } catch {
+                throw TallyError.validation("multipliers[\(index)].factor \(error.explanation).", field: "multipliers[\(index)].factor")
+            }
+        }
+        return OperationDefinition(
+            code: code, name: name, credits: credits,
+            tiers: (tiers ?? []).map { .init(param: $0.param, value: $0.value, credits: $0.credits) },
+            multipliers: parsedMultipliers,
+            addons: (addons ?? []).map { .init(param: $0.param, credits: $0.credits) },
+            components: components ?? [], freeQuantityPerRequest: freeQuantityPerRequest ?? 0
+        )
+    }
+}
+
+public struct PackBody: Decodable {
+    let code: String
+    let name: String?
+    let credits: Credits
+    let price: MoneyDTO
+    let expiresAfterDays: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case code, name, credits, price
+        case expiresAfterDays = "expires_after_days"
+    }
+
+    public func pack() throws(TallyError) -> CreditPack {
+        let pack = CreditPack(code: code, name: name ?? code, credits: credits, price: try price.money(field: "price"), expiresAfterDays: expiresAfterDays)
+        try pack.validate()
+        return pack
+    }
+}
+
+/// The demo catalog file and `tally catalog load`: the same shapes as the API.
+struct CatalogDocument: Decodable {
+    let plans: [PlanBody]?
+    let operations: [OperationBody]?
+    let creditPacks: [PackBody]?
+
+    enum CodingKeys: String, CodingKey {
+        case plans, operations
+        case creditPacks = "credit_packs"
+    }
+}
