@@ -29,8 +29,6 @@ public struct MoneyDTO: Codable, Sendable {
         currency = try container.decode(String.self, forKey: .currency)
     }
 
-    enum CodingKeys: String, CodingKey { case amount, currency }
-
     /// Prices take the currency's minor unit at most; per-credit rates six places.
     public func money(field: String, maximumDecimalPlaces: Int? = nil) throws(TallyError) -> Money {
         guard let currency = Currency.named(currency) else {
@@ -64,10 +62,7 @@ public struct PlanBody: Decodable {
         let policy: String
         let maxCredits: Credits?
 
-        enum CodingKeys: String, CodingKey {
-            case policy
-            case maxCredits = "max_credits"
-        }
+        enum CodingKeys: CodingKey { case policy, maxCredits }
 
         init(from decoder: any Decoder) throws {
             if let word = try? decoder.singleValueContainer().decode(String.self) {
@@ -84,35 +79,20 @@ public struct PlanBody: Decodable {
     struct Overage: Decodable {
         let allowed: Bool
         let ratePerCredit: DecimalLiteral?
-
-        enum CodingKeys: String, CodingKey {
-            case allowed
-            case ratePerCredit = "rate_per_credit"
-        }
     }
 
     let code: String
     let name: String
     let price: MoneyDTO
     let interval: Plan.Interval
-    let creditsPerPeriod: Credits
-    let creditExpiry: Expiry?
     let rollover: RolloverBody?
     let overage: Overage?
+    let creditsPerPeriod: Credits
+    let creditExpiry: Expiry?
     let minPurchaseCredits: Credits?
     let creditPrice: MoneyDTO?
     let purchasedCreditsExpireAfterDays: Int?
     let operationRates: [String: Credits]?
-
-    enum CodingKeys: String, CodingKey {
-        case code, name, price, interval, rollover, overage
-        case creditsPerPeriod = "credits_per_period"
-        case creditExpiry = "credit_expiry"
-        case minPurchaseCredits = "min_purchase_credits"
-        case creditPrice = "credit_price"
-        case purchasedCreditsExpireAfterDays = "purchased_credits_expire_after_days"
-        case operationRates = "operation_rates"
-    }
 
     public func plan() throws(TallyError) -> Plan {
         let price = try self.price.money(field: "price")
@@ -199,11 +179,6 @@ public struct OperationBody: Codable {
     let components: [String]?
     let freeQuantityPerRequest: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case code, name, credits, tiers, multipliers, addons, components
-        case freeQuantityPerRequest = "free_quantity_per_request"
-    }
-
     public init(_ operation: OperationDefinition) {
         code = operation.code
         name = operation.name
@@ -241,11 +216,6 @@ public struct PackBody: Decodable {
     let price: MoneyDTO
     let expiresAfterDays: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case code, name, credits, price
-        case expiresAfterDays = "expires_after_days"
-    }
-
     public func pack() throws(TallyError) -> CreditPack {
         let pack = CreditPack(code: code, name: name ?? code, credits: credits, price: try price.money(field: "price"), expiresAfterDays: expiresAfterDays)
         try pack.validate()
@@ -258,9 +228,4 @@ struct CatalogDocument: Decodable {
     let plans: [PlanBody]?
     let operations: [OperationBody]?
     let creditPacks: [PackBody]?
-
-    enum CodingKeys: String, CodingKey {
-        case plans, operations
-        case creditPacks = "credit_packs"
-    }
 }

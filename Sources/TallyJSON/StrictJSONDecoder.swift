@@ -8,13 +8,14 @@ extension Credits: JSONNumberLiteralDecodable {}
 
 /// Decodes `Decodable` request types from a `JSONValue`, strictly: a member the type does not
 /// read is an unknown field, a wrong JSON type is named with its path, and every failure is a
-/// `422 validation_failed` whose `field` says where.
+/// `422 validation_failed` whose `field` says where. Members are read by their snake-case names
+/// (`KeyCase`), and fields are named as the JSON spells them.
 public enum StrictJSONDecoder {
     public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws(TallyError) -> T {
         let state = DecodingState()
         let decoded: T
         do {
-            decoded = try T(from: StrictDecoder(value: value, codingPath: [], state: state, numberAsString: T.self is any JSONNumberLiteralDecodable.Type))
+            decoded = try T(from: StrictDecoder(value: value, codingPath: [], state: state, for: T.self))
         } catch let error as TallyError {
             throw error
         } catch let error as DecodingError {
@@ -99,10 +100,21 @@ struct StrictDecoder: Decoder, SingleValueDecodingContainer {
     let state: DecodingState
     /// Set when the type being decoded accepts a JSON number as its decimal text.
     let numberAsString: Bool
+    /// Set when the type being decoded is a `[String: Value]` dictionary, whose keys are data.
+    let verbatimKeys: Bool
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
+    init<T>(value: JSONValue, codingPath: [any CodingKey], state: DecodingState, for type: T.Type) {
+        self.value = value
+        self.codingPath = codingPath
+        self.state = state
+        numberAsString = type is any JSONNumberLiteralDecodable.Type
+        verbatimKeys = type is any StringKeyedDictionary.Type
+    }
+
+    /// The coding path holds members as the JSON names them, so that errors name them so too.
     func child<T>(_ value: JSONValue, _ key: any CodingKey, for type: T.Type) -> StrictDecoder {
-        StrictDecoder(value: value, codingPath: codingPath + [key], state: state, numberAsString: type is any JSONNumberLiteralDecodable.Type)
+        StrictDecoder(value: value, codingPath: codingPath + [key], state: state, for: type)
     }
 
     func mismatch(_ expected: String) -> DecodingError {
@@ -120,7 +132,7 @@ struct StrictDecoder: Decoder, SingleValueDecodingContainer {
         }
         let usage = DecodingState.ObjectUsage(path: codingPath, keys: members.map(\.key))
         state.objects.append(usage)
-        return KeyedDecodingContainer(StrictKeyedContainer<Key>(decoder: self, members: byKey, usage: usage))
+        return KeyedDecodingContainer(StrictKeyedContainer<Key>(decoder: self, members: byKey, usage: usage, verbatimKeys: verbatimKeys))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -216,55 +228,68 @@ struct StrictKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let decoder: StrictDecoder
     let members: [String: JSONValue]
     let usage: DecodingState.ObjectUsage
+    let verbatimKeys: Bool
 
     var codingPath: [any CodingKey] { decoder.codingPath }
+    /// The members as the JSON names them (a name in snake case reads back as itself).
     var allKeys: [Key] {
         usage.usedAll = true
         return usage.keys.compactMap { Key(stringValue: $0) }
     }
 
-    func contains(_ key: Key) -> Bool {
-        usage.used.insert(key.stringValue)
-        return members[key.stringValue] != nil
+    /// The member a key reads: its snake-case name, or a dictionary's key as it is.
+    private func name(_ key: Key) -> AnyKey {
+        AnyKey(verbatimKeys ? key.stringValue : KeyCase.snakeCase(key.stringValue))
     }
 
-    private func member(_ key: Key) throws -> JSONValue {
-        usage.used.insert(key.stringValue)
-        guard let value = members[key.stringValue] else {
-            throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "required"))
+    func contains(_ key: Key) -> Bool {
+        let name = name(key).stringValue
+        usage.used.insert(name)
+        return members[name] != nil
+    }
+
+    private func member(_ key: Key) throws -> (JSONValue, AnyKey) {
+        let name = name(key)
+        usage.used.insert(name.stringValue)
+        guard let value = members[name.stringValue] else {
+            throw DecodingError.keyNotFound(name, .init(codingPath: codingPath, debugDescription: "required"))
         }
-        return value
+        return (value, name)
     }
 
     func decodeNil(forKey key: Key) throws -> Bool {
-        try member(key) == .null
+        try member(key).0 == .null
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        let value = try member(key)
+        let (value, name) = try member(key)
         if value == .null, !(T.self == JSONValue.self) {
-            throw DecodingError.valueNotFound(T.self, .init(codingPath: codingPath + [key], debugDescription: "null"))
+            throw DecodingError.valueNotFound(T.self, .init(codingPath: codingPath + [name], debugDescription: "null"))
         }
-        return try decoder.child(value, key, for: T.self).decode(T.self)
+        return try decoder.child(value, name, for: T.self).decode(T.self)
     }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        usage.used.insert(key.stringValue)
-        guard let value = members[key.stringValue], value != .null else { return nil }
-        return try decoder.child(value, key, for: T.self).decode(T.self)
+        let name = name(key)
+        usage.used.insert(name.stringValue)
+        guard let value = members[name.stringValue], value != .null else { return nil }
+        return try decoder.child(value, name, for: T.self).decode(T.self)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
-        try decoder.child(try member(key), key, for: Never.self).container(keyedBy: type)
+        let (value, name) = try member(key)
+        return try decoder.child(value, name, for: Never.self).container(keyedBy: type)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try decoder.child(try member(key), key, for: Never.self).unkeyedContainer()
+        let (value, name) = try member(key)
+        return try decoder.child(value, name, for: Never.self).unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder { decoder }
     func superDecoder(forKey key: Key) throws -> any Decoder {
-        decoder.child(try member(key), key, for: Never.self)
+        let (value, name) = try member(key)
+        return decoder.child(value, name, for: Never.self)
     }
 }
 

@@ -2,7 +2,8 @@ import struct Foundation.UUID
 import TallyCore
 
 /// Encodes response types to compact JSON with a stable shape: members in declaration order,
-/// absent optionals written as explicit `null` (so clients see every field), UUIDs in lower case.
+/// named in snake case (`KeyCase`), absent optionals written as explicit `null` (so clients see
+/// every field), UUIDs in lower case.
 public enum TallyJSONEncoder {
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         try encodeValue(value).serialized()
@@ -64,11 +65,13 @@ final class EncodingNode {
 struct NodeEncoder: Encoder, SingleValueEncodingContainer {
     let node: EncodingNode
     let codingPath: [any CodingKey]
+    /// Set while encoding a `[String: Value]` dictionary, whose keys are written as they are.
+    var verbatimKeys = false
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         if case .object = node.content {} else { node.content = .object([]) }
-        return KeyedEncodingContainer(NodeKeyedContainer<Key>(node: node, codingPath: codingPath))
+        return KeyedEncodingContainer(NodeKeyedContainer<Key>(node: node, codingPath: codingPath, verbatimKeys: verbatimKeys))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -82,6 +85,7 @@ struct NodeEncoder: Encoder, SingleValueEncodingContainer {
         switch value {
         case let uuid as UUID: node.content = .value(.string(uuid.idString))
         case let json as JSONValue: node.content = .value(json)
+        case is any StringKeyedDictionary: try value.encode(to: NodeEncoder(node: node, codingPath: codingPath, verbatimKeys: true))
         default: try value.encode(to: self)
         }
     }
@@ -107,11 +111,13 @@ struct NodeEncoder: Encoder, SingleValueEncodingContainer {
 struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let node: EncodingNode
     let codingPath: [any CodingKey]
+    let verbatimKeys: Bool
 
     // The coding path is not extended: nothing reads it (encoding a response cannot fail on a
     // value), and an array per field cost more than the rest of the field's encoding.
     private func encoder(_ key: Key) -> NodeEncoder {
-        NodeEncoder(node: node.child(forKey: key.stringValue), codingPath: codingPath)
+        let name = verbatimKeys ? key.stringValue : KeyCase.snakeCase(key.stringValue)
+        return NodeEncoder(node: node.child(forKey: name), codingPath: codingPath)
     }
 
     mutating func encodeNil(forKey key: Key) { encoder(key).encodeNil() }

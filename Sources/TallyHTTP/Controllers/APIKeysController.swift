@@ -19,11 +19,6 @@ struct APIKeysController {
         let prefix: String
         let createdAt: Instant
 
-        enum CodingKeys: String, CodingKey {
-            case id, name, role, prefix
-            case createdAt = "created_at"
-        }
-
         init(_ key: APIKey) {
             id = key.id
             name = key.name
@@ -41,11 +36,6 @@ struct APIKeysController {
         let prefix: String
         let key: String
         let createdAt: Instant
-
-        enum CodingKeys: String, CodingKey {
-            case id, name, role, prefix, key
-            case createdAt = "created_at"
-        }
     }
 
     func register(on v1: RouterGroup<TallyRequestContext>) {
@@ -85,11 +75,6 @@ struct APIKeysController {
 struct ListResponse<Item: Encodable>: Encodable {
     let data: [Item]
     let nextCursor: String?
-
-    enum CodingKeys: String, CodingKey {
-        case data
-        case nextCursor = "next_cursor"
-    }
 }
 
 enum Cursor {

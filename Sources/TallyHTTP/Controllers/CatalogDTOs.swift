@@ -7,19 +7,11 @@ struct PlanResponse: Encodable {
     struct Rollover: Encodable {
         let policy: String
         let maxCredits: Credits?
-        enum CodingKeys: String, CodingKey {
-            case policy
-            case maxCredits = "max_credits"
-        }
     }
 
     struct Overage: Encodable {
         let allowed: Bool
         let ratePerCredit: String?
-        enum CodingKeys: String, CodingKey {
-            case allowed
-            case ratePerCredit = "rate_per_credit"
-        }
     }
 
     let code: String
@@ -35,18 +27,6 @@ struct PlanResponse: Encodable {
     let purchasedCreditsExpireAfterDays: Int?
     let operationRates: [String: Credits]
     let costPerCredit: MoneyDTO?
-
-    enum CodingKeys: String, CodingKey {
-        case code, name, price, interval
-        case creditsPerPeriod = "credits_per_period"
-        case creditExpiry = "credit_expiry"
-        case rollover, overage
-        case minPurchaseCredits = "min_purchase_credits"
-        case creditPrice = "credit_price"
-        case purchasedCreditsExpireAfterDays = "purchased_credits_expire_after_days"
-        case operationRates = "operation_rates"
-        case costPerCredit = "cost_per_credit"
-    }
 
     init(_ plan: Plan) {
         code = plan.code
@@ -80,11 +60,6 @@ struct PackResponse: Encodable {
     let price: MoneyDTO
     let expiresAfterDays: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case code, name, credits, price
-        case expiresAfterDays = "expires_after_days"
-    }
-
     init(_ pack: CreditPack) {
         code = pack.code
         name = pack.name
@@ -114,16 +89,6 @@ struct QuoteResponse: Encodable {
     let cost: MoneyDTO?
     /// The uncovered credits at the plan's overage rate, when the organisation allows overage.
     let overageCost: MoneyDTO?
-
-    enum CodingKeys: String, CodingKey {
-        case operation, quantity
-        case unitCredits = "unit_credits"
-        case billableQuantity = "billable_quantity"
-        case credits, available, sufficient, shortfall
-        case maxQuantity = "max_quantity"
-        case cost
-        case overageCost = "overage_cost"
-    }
 
     init(_ quote: OperationQuote, available: Credits, terms: SpendTerms) {
         operation = quote.operation

@@ -213,11 +213,6 @@ struct BalanceResponse: Encodable {
     let period: PeriodUsageDTO?
     let costPerCredit: MoneyDTO?
 
-    enum CodingKeys: String, CodingKey {
-        case available, reserved, buckets, period
-        case costPerCredit = "cost_per_credit"
-    }
-
     init(_ balance: Balance, costPerCredit: Money?) {
         available = balance.available
         reserved = balance.reserved
@@ -235,12 +230,6 @@ struct PeriodUsageDTO: Encodable {
     let used: Credits
     let usedPercent: String?
     let overageCredits: Credits
-
-    enum CodingKeys: String, CodingKey {
-        case start, end, allocation, used
-        case usedPercent = "used_percent"
-        case overageCredits = "overage_credits"
-    }
 
     init(_ usage: PeriodUsage) {
         start = usage.start

@@ -10,11 +10,6 @@ struct DrawDTO: Encodable {
     let bucketID: UUID
     let credits: Credits
 
-    enum CodingKeys: String, CodingKey {
-        case bucketID = "bucket_id"
-        case credits
-    }
-
     init(_ draw: BurnDownPlan.Draw) {
         bucketID = draw.bucketID
         credits = draw.credits
@@ -26,16 +21,10 @@ struct UsageBody: Decodable {
     let operation: String?
     let quantity: Int?
     let params: JSONValue?
-    let eventID: String?
-    let eventName: String?
     let actor: String?
     let metadata: JSONValue?
-
-    enum CodingKeys: String, CodingKey {
-        case credits, operation, quantity, params, actor, metadata
-        case eventID = "event_id"
-        case eventName = "event_name"
-    }
+    let eventID: String?
+    let eventName: String?
 
     /// The usage details every spend records, checked for size.
     func details() throws(TallyError) -> UsageDetails {
@@ -56,15 +45,6 @@ struct SpendResponse: Encodable {
     let drawn: [DrawDTO]
     let createdAt: Instant
 
-    enum CodingKeys: String, CodingKey {
-        case entryID = "entry_id"
-        case credits
-        case overageCredits = "overage_credits"
-        case availableAfter = "available_after"
-        case drawn
-        case createdAt = "created_at"
-    }
-
     init(_ outcome: SpendOutcome) {
         entryID = outcome.entryID
         credits = outcome.credits
@@ -78,16 +58,10 @@ struct SpendResponse: Encodable {
 struct GrantBody: Decodable {
     let credits: Credits
     let source: BucketSource
-    let expiresAt: Instant?
-    let effectiveAt: Instant?
     let priority: Int?
     let reason: String?
-
-    enum CodingKeys: String, CodingKey {
-        case credits, source, priority, reason
-        case expiresAt = "expires_at"
-        case effectiveAt = "effective_at"
-    }
+    let expiresAt: Instant?
+    let effectiveAt: Instant?
 }
 
 struct GrantResponse: Encodable {
@@ -98,14 +72,6 @@ struct GrantResponse: Encodable {
     let priority: Int
     let effectiveAt: Instant
     let expiresAt: Instant?
-
-    enum CodingKeys: String, CodingKey {
-        case bucketID = "bucket_id"
-        case entryID = "entry_id"
-        case credits, source, priority
-        case effectiveAt = "effective_at"
-        case expiresAt = "expires_at"
-    }
 
     init(_ outcome: GrantOutcome) {
         bucketID = outcome.bucketID
@@ -126,12 +92,6 @@ struct BucketDTO: Encodable {
     let priority: Int
     let effectiveAt: Instant
     let expiresAt: Instant?
-
-    enum CodingKeys: String, CodingKey {
-        case id, source, granted, remaining, priority
-        case effectiveAt = "effective_at"
-        case expiresAt = "expires_at"
-    }
 
     init(_ bucket: CreditBucket) {
         id = bucket.id
@@ -160,16 +120,6 @@ struct ReversalResponse: Encodable {
     let overageCredits: Credits
     let createdAt: Instant
 
-    enum CodingKeys: String, CodingKey {
-        case entryID = "entry_id"
-        case reversedEntryID = "reversed_entry_id"
-        case credits, returned
-        case refundBucketID = "refund_bucket_id"
-        case refundCredits = "refund_credits"
-        case overageCredits = "overage_credits"
-        case createdAt = "created_at"
-    }
-
     init(_ outcome: ReversalOutcome) {
         entryID = outcome.entryID
         reversedEntryID = outcome.reversedEntryID
@@ -187,22 +137,15 @@ struct ReservationBody: Decodable {
     let operation: String?
     let quantity: Int?
     let params: JSONValue?
+    let actor: String?
+    let metadata: JSONValue?
     let ttlSeconds: Int?
     let eventID: String?
     let eventName: String?
-    let actor: String?
-    let metadata: JSONValue?
-
-    enum CodingKeys: String, CodingKey {
-        case credits, operation, quantity, params, actor, metadata
-        case ttlSeconds = "ttl_seconds"
-        case eventID = "event_id"
-        case eventName = "event_name"
-    }
 
     var usage: UsageBody {
-        UsageBody(credits: credits, operation: operation, quantity: quantity, params: params, eventID: eventID,
-                  eventName: eventName, actor: actor, metadata: metadata)
+        UsageBody(credits: credits, operation: operation, quantity: quantity, params: params, actor: actor, metadata: metadata,
+                  eventID: eventID, eventName: eventName)
     }
 }
 
@@ -220,15 +163,6 @@ struct ReservationResponse: Encodable {
     let createdAt: Instant
     let expiresAt: Instant
     let settledAt: Instant?
-
-    enum CodingKeys: String, CodingKey {
-        case id, credits, status
-        case committedCredits = "committed_credits"
-        case usageEntryID = "usage_entry_id"
-        case createdAt = "created_at"
-        case expiresAt = "expires_at"
-        case settledAt = "settled_at"
-    }
 
     init(_ reservation: Reservation) {
         id = reservation.id
@@ -264,22 +198,6 @@ struct LedgerEntryDTO: Encodable {
     /// The key the entry was made with (id and prefix, never the secret); nil for jobs.
     let apiKeyID: UUID?
     let apiKeyPrefix: String?
-
-    enum CodingKeys: String, CodingKey {
-        case id, type, credits
-        case overageCredits = "overage_credits"
-        case operation, quantity, params
-        case eventID = "event_id"
-        case eventName = "event_name"
-        case actor, metadata, reason
-        case relatedEntryID = "related_entry_id"
-        case reservationID = "reservation_id"
-        case bucketID = "bucket_id"
-        case postings
-        case createdAt = "created_at"
-        case apiKeyID = "api_key_id"
-        case apiKeyPrefix = "api_key_prefix"
-    }
 
     /// `reversalsAsRefunds`: in purchase history a reversal is a credit return, listed as `refund` (seed 003).
     init(_ entry: LedgerEntry, reversalsAsRefunds: Bool = false) {

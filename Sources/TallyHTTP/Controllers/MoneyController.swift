@@ -20,14 +20,6 @@ struct MoneyController {
         let expiresAt: Instant?
         let invoice: InvoiceResponse
 
-        enum CodingKeys: String, CodingKey {
-            case bucketID = "bucket_id"
-            case entryID = "entry_id"
-            case credits
-            case expiresAt = "expires_at"
-            case invoice
-        }
-
         init(_ outcome: PurchaseOutcome) {
             bucketID = outcome.bucketID
             entryID = outcome.entryID

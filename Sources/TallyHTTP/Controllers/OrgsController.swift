@@ -9,15 +9,9 @@ struct OrgsController {
 
     struct CreateRequest: Decodable {
         let name: String
-        let externalID: String?
         let timezone: String?
+        let externalID: String?
         let testClockID: UUID?
-
-        enum CodingKeys: String, CodingKey {
-            case name, timezone
-            case externalID = "external_id"
-            case testClockID = "test_clock_id"
-        }
     }
 
     /// `PATCH /v1/orgs/{org}`: absent members stay; `external_id: null` clears it.
@@ -26,10 +20,7 @@ struct OrgsController {
         let externalID: SettingsPatch.Field<String>
         let timezone: String?
 
-        enum CodingKeys: String, CodingKey {
-            case name, timezone
-            case externalID = "external_id"
-        }
+        enum CodingKeys: CodingKey { case name, timezone, externalID }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -48,17 +39,10 @@ struct OrgsController {
     struct OrgResponse: Encodable {
         let id: UUID
         let name: String
-        let externalID: String?
         let timezone: String
+        let externalID: String?
         let testClockID: UUID?
         let createdAt: Instant
-
-        enum CodingKeys: String, CodingKey {
-            case id, name, timezone
-            case externalID = "external_id"
-            case testClockID = "test_clock_id"
-            case createdAt = "created_at"
-        }
 
         init(_ org: Organisation) {
             id = org.id

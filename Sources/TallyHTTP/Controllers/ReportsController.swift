@@ -18,11 +18,7 @@ struct ReportsController {
         /// Only with `by=operation`.
         let operations: [OperationDTO]?
 
-        enum CodingKeys: String, CodingKey {
-            case month
-            case creditsUsed = "credits_used"
-            case transactions, current, operations
-        }
+        enum CodingKeys: CodingKey { case month, creditsUsed, transactions, current, operations }
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -38,12 +34,6 @@ struct ReportsController {
         let operation: String?
         let creditsUsed: Credits
         let transactions: Int64
-
-        enum CodingKeys: String, CodingKey {
-            case operation
-            case creditsUsed = "credits_used"
-            case transactions
-        }
     }
 
     struct EventDTO: Encodable {
@@ -51,12 +41,6 @@ struct ReportsController {
         let type: String
         let createdAt: Instant
         let data: JSONValue
-
-        enum CodingKeys: String, CodingKey {
-            case id, type
-            case createdAt = "created_at"
-            case data
-        }
     }
 
     func register(on v1: RouterGroup<TallyRequestContext>) {

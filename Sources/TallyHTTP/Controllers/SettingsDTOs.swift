@@ -9,10 +9,7 @@ struct SettingsBody: Decodable {
         let thresholdCredits: SettingsPatch.Field<Credits>
         let pack: SettingsPatch.Field<String>
 
-        enum CodingKeys: String, CodingKey {
-            case enabled, pack
-            case thresholdCredits = "threshold_credits"
-        }
+        enum CodingKeys: CodingKey { case enabled, pack, thresholdCredits }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -24,25 +21,18 @@ struct SettingsBody: Decodable {
 
     let overageProtection: Bool?
     let overageCapCredits: SettingsPatch.Field<Credits>
-    let autoTopUp: AutoTopUpBody?
+    let autoTopup: AutoTopUpBody?
     let alertThresholdsPercent: [Int]?
     let lowBalanceCredits: SettingsPatch.Field<Credits>
     let expiryWarningDays: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case overageProtection = "overage_protection"
-        case overageCapCredits = "overage_cap_credits"
-        case autoTopUp = "auto_topup"
-        case alertThresholdsPercent = "alert_thresholds_percent"
-        case lowBalanceCredits = "low_balance_credits"
-        case expiryWarningDays = "expiry_warning_days"
-    }
+    enum CodingKeys: CodingKey { case overageProtection, overageCapCredits, autoTopup, alertThresholdsPercent, lowBalanceCredits, expiryWarningDays }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         overageProtection = try container.decodeIfPresent(Bool.self, forKey: .overageProtection)
         overageCapCredits = try container.field(Credits.self, .overageCapCredits)
-        autoTopUp = try container.decodeIfPresent(AutoTopUpBody.self, forKey: .autoTopUp)
+        autoTopup = try container.decodeIfPresent(AutoTopUpBody.self, forKey: .autoTopup)
         alertThresholdsPercent = try container.decodeIfPresent([Int].self, forKey: .alertThresholdsPercent)
         lowBalanceCredits = try container.field(Credits.self, .lowBalanceCredits)
         expiryWarningDays = try container.decodeIfPresent(Int.self, forKey: .expiryWarningDays)
@@ -63,13 +53,13 @@ struct SettingsBody: Decodable {
             throw TallyError.validation("expiry_warning_days must be between 0 and 365.", field: "expiry_warning_days")
         }
         patch.expiryWarningDays = expiryWarningDays
-        if let autoTopUp {
-            patch.autoTopUpEnabled = autoTopUp.enabled
-            if case .set(let threshold) = autoTopUp.thresholdCredits, threshold.isNegative {
+        if let autoTopup {
+            patch.autoTopUpEnabled = autoTopup.enabled
+            if case .set(let threshold) = autoTopup.thresholdCredits, threshold.isNegative {
                 throw TallyError.validation("threshold_credits must not be negative.", field: "auto_topup.threshold_credits")
             }
-            patch.autoTopUpThreshold = autoTopUp.thresholdCredits
-            patch.autoTopUpPack = autoTopUp.pack
+            patch.autoTopUpThreshold = autoTopup.thresholdCredits
+            patch.autoTopUpPack = autoTopup.pack
         }
         if let thresholds = alertThresholdsPercent {
             guard thresholds.count <= 10, Set(thresholds).count == thresholds.count, thresholds.allSatisfy({ (1...1000).contains($0) }) else {
@@ -99,40 +89,18 @@ struct SettingsResponse: Encodable {
         let lastStatus: String?
         let lastError: String?
         let lastInvoiceID: UUID?
-
-        enum CodingKeys: String, CodingKey {
-            case enabled
-            case thresholdCredits = "threshold_credits"
-            case pack
-            case lastAttemptAt = "last_attempt_at"
-            case lastStatus = "last_status"
-            case lastError = "last_error"
-            case lastInvoiceID = "last_invoice_id"
-        }
     }
 
+    /// When and with which key the settings last changed (nil: never).
+    let changedAt: Instant?
+    let changedByAPIKeyID: UUID?
+    let changedByAPIKeyPrefix: String?
     let overageProtection: Bool
     let overageCapCredits: Credits?
     let autoTopup: AutoTopUp
     let alertThresholdsPercent: [Int]
     let lowBalanceCredits: Credits?
     let expiryWarningDays: Int
-    /// When and with which key the settings last changed (nil: never).
-    let changedAt: Instant?
-    let changedByAPIKeyID: UUID?
-    let changedByAPIKeyPrefix: String?
-
-    enum CodingKeys: String, CodingKey {
-        case changedAt = "changed_at"
-        case changedByAPIKeyID = "changed_by_api_key_id"
-        case changedByAPIKeyPrefix = "changed_by_api_key_prefix"
-        case overageProtection = "overage_protection"
-        case overageCapCredits = "overage_cap_credits"
-        case autoTopup = "auto_topup"
-        case alertThresholdsPercent = "alert_thresholds_percent"
-        case lowBalanceCredits = "low_balance_credits"
-        case expiryWarningDays = "expiry_warning_days"
-    }
 
     init(_ settings: OrgSettings, lastTopUp: (status: String, error: String?, at: Instant, invoiceID: UUID?)?) {
         overageProtection = settings.overageProtection

@@ -6,11 +6,6 @@ import TallyStore
 struct SubscribeBody: Decodable {
     let plan: String
     let startAt: Instant?
-
-    enum CodingKeys: String, CodingKey {
-        case plan
-        case startAt = "start_at"
-    }
 }
 
 struct ChangeBody: Decodable {
@@ -21,20 +16,11 @@ struct ChangeBody: Decodable {
 
 struct CancelBody: Decodable {
     let atPeriodEnd: Bool?
-
-    enum CodingKeys: String, CodingKey {
-        case atPeriodEnd = "at_period_end"
-    }
 }
 
 struct ScheduledChangeDTO: Encodable {
     let plan: String
     let effectiveAt: Instant
-
-    enum CodingKeys: String, CodingKey {
-        case plan
-        case effectiveAt = "effective_at"
-    }
 }
 
 struct SubscriptionResponse: Encodable {
@@ -54,22 +40,6 @@ struct SubscriptionResponse: Encodable {
     let usage: PeriodUsageDTO?
     let createdAt: Instant
     let canceledAt: Instant?
-
-    enum CodingKeys: String, CodingKey {
-        case id, plan
-        case planName = "plan_name"
-        case status, price
-        case creditsPerPeriod = "credits_per_period"
-        case currentPeriodStart = "current_period_start"
-        case currentPeriodEnd = "current_period_end"
-        case anchorAt = "anchor_at"
-        case cancelAtPeriodEnd = "cancel_at_period_end"
-        case scheduledChange = "scheduled_change"
-        case costPerCredit = "cost_per_credit"
-        case usage
-        case createdAt = "created_at"
-        case canceledAt = "canceled_at"
-    }
 
     init(_ subscription: Subscription, plan: Plan?, usage: PeriodUsage? = nil) {
         self.usage = usage.map(PeriodUsageDTO.init)
@@ -103,18 +73,6 @@ struct ChangeResponse: Encodable {
     let invoiceID: UUID?
     let subscription: SubscriptionResponse
 
-    enum CodingKeys: String, CodingKey {
-        case effective, preview, plan
-        case effectiveAt = "effective_at"
-        case charge
-        case creditsCarried = "credits_carried"
-        case creditsGranted = "credits_granted"
-        case periodStart = "period_start"
-        case periodEnd = "period_end"
-        case invoiceID = "invoice_id"
-        case subscription
-    }
-
     init(_ outcome: PlanChangeOutcome, plan: Plan?) {
         effective = outcome.effective.rawValue
         preview = outcome.preview
@@ -135,12 +93,6 @@ struct InvoiceLineDTO: Encodable {
     let quantity: Credits
     let unitPrice: MoneyDTO
     let amount: MoneyDTO
-
-    enum CodingKeys: String, CodingKey {
-        case description, quantity
-        case unitPrice = "unit_price"
-        case amount
-    }
 }
 
 struct InvoiceResponse: Encodable {
@@ -158,18 +110,6 @@ struct InvoiceResponse: Encodable {
     let paymentReference: String?
     let voidedAt: Instant?
     let createdAt: Instant
-
-    enum CodingKeys: String, CodingKey {
-        case id, number, kind, status, lines, total
-        case periodStart = "period_start"
-        case periodEnd = "period_end"
-        case subscriptionID = "subscription_id"
-        case issuedAt = "issued_at"
-        case paidAt = "paid_at"
-        case paymentReference = "payment_reference"
-        case voidedAt = "voided_at"
-        case createdAt = "created_at"
-    }
 
     init(_ invoice: Invoice) {
         id = invoice.id
@@ -193,10 +133,6 @@ struct InvoiceResponse: Encodable {
 
 struct TestClockBody: Decodable {
     let frozenTime: Instant
-
-    enum CodingKeys: String, CodingKey {
-        case frozenTime = "frozen_time"
-    }
 }
 
 struct AdvanceBody: Decodable {
@@ -207,12 +143,6 @@ struct TestClockResponse: Encodable {
     let id: UUID
     let frozenTime: Instant
     let createdAt: Instant
-
-    enum CodingKeys: String, CodingKey {
-        case id
-        case frozenTime = "frozen_time"
-        case createdAt = "created_at"
-    }
 
     init(_ clock: TestClock) {
         id = clock.id

@@ -17,11 +17,6 @@ struct WebhooksController {
         let url: String
         let events: [String]
         let orgID: UUID?
-
-        enum CodingKeys: String, CodingKey {
-            case url, events
-            case orgID = "org_id"
-        }
     }
 
     struct EndpointDTO: Encodable {
@@ -32,14 +27,6 @@ struct WebhooksController {
         let active: Bool
         let createdAt: Instant
         let secret: String?
-
-        enum CodingKeys: String, CodingKey {
-            case id
-            case orgID = "org_id"
-            case url, events, active
-            case createdAt = "created_at"
-            case secret
-        }
 
         init(_ endpoint: WebhookEndpoint, secret: String? = nil) {
             id = endpoint.id
@@ -58,13 +45,6 @@ struct WebhooksController {
         let statusCode: Int?
         let error: String?
         let durationMs: Int
-
-        enum CodingKeys: String, CodingKey {
-            case attempt, at
-            case statusCode = "status_code"
-            case error
-            case durationMs = "duration_ms"
-        }
     }
 
     struct DeliveryDTO: Encodable {
@@ -78,18 +58,6 @@ struct WebhooksController {
         let deliveredAt: Instant?
         let createdAt: Instant
         let attemptLog: [AttemptDTO]
-
-        enum CodingKeys: String, CodingKey {
-            case id
-            case eventID = "event_id"
-            case eventType = "event_type"
-            case orgID = "org_id"
-            case status, attempts
-            case nextAttemptAt = "next_attempt_at"
-            case deliveredAt = "delivered_at"
-            case createdAt = "created_at"
-            case attemptLog = "attempt_log"
-        }
 
         init(_ delivery: WebhookDelivery) {
             id = delivery.id

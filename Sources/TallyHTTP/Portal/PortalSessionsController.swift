@@ -18,12 +18,6 @@ struct PortalSessionsController {
         let user: String?
         let returnURL: String?
         let ttlSeconds: Int?
-
-        enum CodingKeys: String, CodingKey {
-            case role, user
-            case returnURL = "return_url"
-            case ttlSeconds = "ttl_seconds"
-        }
     }
 
     struct SessionResponse: Encodable {
@@ -33,12 +27,6 @@ struct PortalSessionsController {
         let user: String?
         let returnURL: String?
         let expiresAt: Instant
-
-        enum CodingKeys: String, CodingKey {
-            case id, url, role, user
-            case returnURL = "return_url"
-            case expiresAt = "expires_at"
-        }
     }
 
     func register(on v1: RouterGroup<TallyRequestContext>) {
