@@ -76,6 +76,19 @@ final class DecodingState {
 
     var objects: [ObjectUsage] = []
 
+    /// An object that two types read (a body that embeds another's fields) is one object: a
+    /// member either of them reads is known.
+    func usage(at path: [any CodingKey], keys: [String]) -> ObjectUsage {
+        if let existing = objects.last(where: { Self.samePath($0.path, path) }) { return existing }
+        let usage = ObjectUsage(path: path, keys: keys)
+        objects.append(usage)
+        return usage
+    }
+
+    static func samePath(_ a: [any CodingKey], _ b: [any CodingKey]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.intValue == $1.intValue && $0.stringValue == $1.stringValue }
+    }
+
     func firstUnknownField() -> String? {
         for object in objects where !object.usedAll {
             if let key = object.keys.first(where: { !object.used.contains($0) }) {
@@ -130,8 +143,7 @@ struct StrictDecoder: Decoder, SingleValueDecodingContainer {
                 throw TallyError.validation("Field '\(field)' appears more than once.", field: field)
             }
         }
-        let usage = DecodingState.ObjectUsage(path: codingPath, keys: members.map(\.key))
-        state.objects.append(usage)
+        let usage = state.usage(at: codingPath, keys: members.map(\.key))
         return KeyedDecodingContainer(StrictKeyedContainer<Key>(decoder: self, members: byKey, usage: usage, verbatimKeys: verbatimKeys))
     }
 

@@ -132,20 +132,16 @@ struct ReversalResponse: Encodable {
     }
 }
 
+/// A usage body, and how long the hold lasts.
 struct ReservationBody: Decodable {
-    let credits: Credits?
-    let operation: String?
-    let quantity: Int?
-    let params: JSONValue?
-    let actor: String?
-    let metadata: JSONValue?
+    let usage: UsageBody
     let ttlSeconds: Int?
-    let eventID: String?
-    let eventName: String?
 
-    var usage: UsageBody {
-        UsageBody(credits: credits, operation: operation, quantity: quantity, params: params, actor: actor, metadata: metadata,
-                  eventID: eventID, eventName: eventName)
+    enum CodingKeys: CodingKey { case ttlSeconds }
+
+    init(from decoder: any Decoder) throws {
+        usage = try UsageBody(from: decoder)
+        ttlSeconds = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Int.self, forKey: .ttlSeconds)
     }
 }
 
