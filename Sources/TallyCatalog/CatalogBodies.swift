@@ -46,25 +46,37 @@ public struct MoneyDTO: Codable, Sendable {
     }
 }
 
+/// A plan as it is written to the API. Its parts are the response's parts too (`PlanResponse`):
+/// each maps its part of a `Plan` both ways.
 public struct PlanBody: Decodable {
+    /// `{"policy": "period_end" | "never" | "days", "days": 30}`.
     public struct Expiry: Codable, Sendable {
-        public let policy: String
-        public let days: Int?
+        let policy: String
+        let days: Int?
 
-        public init(policy: String, days: Int?) {
-            self.policy = policy
-            self.days = days
+        public init(_ expiry: Plan.CreditExpiry) {
+            policy = expiry.policy
+            days = expiry.days
+        }
+
+        func expiry() throws(TallyError) -> Plan.CreditExpiry {
+            if let expiry = Plan.CreditExpiry(policy: policy, days: days) { return expiry }
+            if policy == "days" { throw TallyError.validation("credit_expiry.days is required with policy days.", field: "credit_expiry.days") }
+            throw TallyError.validation("credit_expiry.policy must be period_end, days or never (days only with days).", field: "credit_expiry.policy")
         }
     }
 
-    /// `"none"`, `"all"`, or `{"policy": "capped", "max_credits": "1000"}`.
-    struct RolloverBody: Decodable {
+    /// `"none"`, `"all"`, or `{"policy": "capped", "max_credits": "1000"}` (always an object when written).
+    public struct Rollover: Codable, Sendable {
         let policy: String
         let maxCredits: Credits?
 
-        enum CodingKeys: CodingKey { case policy, maxCredits }
+        public init(_ rollover: Plan.Rollover) {
+            policy = rollover.policy
+            maxCredits = rollover.maxCredits
+        }
 
-        init(from decoder: any Decoder) throws {
+        public init(from decoder: any Decoder) throws {
             if let word = try? decoder.singleValueContainer().decode(String.self) {
                 policy = word
                 maxCredits = nil
@@ -74,18 +86,36 @@ public struct PlanBody: Decodable {
             policy = try container.decode(String.self, forKey: .policy)
             maxCredits = try container.decodeIfPresent(Credits.self, forKey: .maxCredits)
         }
+
+        func rollover() throws(TallyError) -> Plan.Rollover {
+            if let rollover = Plan.Rollover(policy: policy, maxCredits: maxCredits) { return rollover }
+            if policy == "capped" { throw TallyError.validation("rollover.max_credits is required with policy capped.", field: "rollover.max_credits") }
+            throw TallyError.validation("rollover.policy must be none, all or capped (max_credits only with capped).", field: "rollover.policy")
+        }
     }
 
-    struct Overage: Decodable {
+    /// `{"allowed": true, "rate_per_credit": "0.012"}`: the rate in the plan's currency.
+    public struct Overage: Codable, Sendable {
         let allowed: Bool
-        let ratePerCredit: DecimalLiteral?
+        let ratePerCredit: String?
+
+        public init(_ plan: Plan) {
+            allowed = plan.overageAllowed
+            ratePerCredit = plan.overageRate?.amountText
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            allowed = try container.decode(Bool.self, forKey: .allowed)
+            ratePerCredit = try container.decodeIfPresent(DecimalLiteral.self, forKey: .ratePerCredit)?.text
+        }
     }
 
     let code: String
     let name: String
     let price: MoneyDTO
     let interval: Plan.Interval
-    let rollover: RolloverBody?
+    let rollover: Rollover?
     let overage: Overage?
     let creditsPerPeriod: Credits
     let creditExpiry: Expiry?
@@ -96,25 +126,11 @@ public struct PlanBody: Decodable {
 
     public func plan() throws(TallyError) -> Plan {
         let price = try self.price.money(field: "price")
-        let expiry: Plan.CreditExpiry
-        switch (creditExpiry?.policy ?? "period_end", creditExpiry?.days) {
-        case ("period_end", nil): expiry = .periodEnd
-        case ("never", nil): expiry = .never
-        case ("days", let days?): expiry = .days(days)
-        case ("days", nil): throw TallyError.validation("credit_expiry.days is required with policy days.", field: "credit_expiry.days")
-        default: throw TallyError.validation("credit_expiry.policy must be period_end, days or never (days only with days).", field: "credit_expiry.policy")
-        }
-        let rollover: Plan.Rollover
-        switch (self.rollover?.policy ?? "none", self.rollover?.maxCredits) {
-        case ("none", nil): rollover = .none
-        case ("all", nil): rollover = .all
-        case ("capped", let maximum?): rollover = .capped(maximum)
-        case ("capped", nil): throw TallyError.validation("rollover.max_credits is required with policy capped.", field: "rollover.max_credits")
-        default: throw TallyError.validation("rollover.policy must be none, all or capped (max_credits only with capped).", field: "rollover.policy")
-        }
+        let expiry = try creditExpiry?.expiry() ?? .periodEnd
+        let rollover = try self.rollover?.rollover() ?? .none
         var overageRate: Money?
         if let rate = overage?.ratePerCredit {
-            overageRate = try MoneyDTO.parse(rate.text, currency: price.currency, places: Money.scale, field: "overage.rate_per_credit")
+            overageRate = try MoneyDTO.parse(rate, currency: price.currency, places: Money.scale, field: "overage.rate_per_credit")
         }
         let creditPrice = try self.creditPrice?.money(field: "credit_price", maximumDecimalPlaces: Money.scale)
         let plan = Plan(code: code, name: name, price: price, interval: interval, creditsPerPeriod: creditsPerPeriod,

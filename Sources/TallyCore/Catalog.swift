@@ -112,6 +112,52 @@ public struct Plan: Sendable, Equatable {
     }
 }
 
+/// The policies as the API and the database name them (`credit_expiry`, `credit_expiry_days`).
+extension Plan.CreditExpiry {
+    public var policy: String {
+        switch self {
+        case .periodEnd: "period_end"
+        case .days: "days"
+        case .never: "never"
+        }
+    }
+
+    public var days: Int? { if case .days(let days) = self { days } else { nil } }
+
+    /// nil when the policy is unknown or the days do not go with it.
+    public init?(policy: String, days: Int?) {
+        switch (policy, days) {
+        case ("period_end", nil): self = .periodEnd
+        case ("days", let days?): self = .days(days)
+        case ("never", nil): self = .never
+        default: return nil
+        }
+    }
+}
+
+/// The policies as the API and the database name them (`rollover`, `rollover_max_credits`).
+extension Plan.Rollover {
+    public var policy: String {
+        switch self {
+        case .none: "none"
+        case .all: "all"
+        case .capped: "capped"
+        }
+    }
+
+    public var maxCredits: Credits? { if case .capped(let maximum) = self { maximum } else { nil } }
+
+    /// nil when the policy is unknown or the maximum does not go with it.
+    public init?(policy: String, maxCredits: Credits?) {
+        switch (policy, maxCredits) {
+        case ("none", nil): self = .none
+        case ("all", nil): self = .all
+        case ("capped", let maximum?): self = .capped(maximum)
+        default: return nil
+        }
+    }
+}
+
 /// A pack of credits sold at a price, expiring some days after purchase (or never).
 public struct CreditPack: Sendable, Equatable {
     public let code: String

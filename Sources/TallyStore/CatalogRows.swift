@@ -13,16 +13,6 @@ enum PlanRows {
         """
 
     static func insert(_ plan: Plan, at now: Instant) -> PostgresQuery {
-        let (expiry, expiryDays): (String, Int?) = switch plan.creditExpiry {
-        case .periodEnd: ("period_end", nil)
-        case .days(let days): ("days", days)
-        case .never: ("never", nil)
-        }
-        let (rollover, rolloverMax): (String, Credits?) = switch plan.rollover {
-        case .none: ("none", nil)
-        case .all: ("all", nil)
-        case .capped(let maximum): ("capped", maximum)
-        }
         let rates = JSONValue.object(plan.operationRates.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value.description)) })
         let ratesText = String(decoding: rates.serialized(), as: UTF8.self)
         return """
@@ -30,7 +20,8 @@ enum PlanRows {
                 rollover, rollover_max_credits, overage_allowed, overage_rate, min_purchase_credits, credit_price,
                 purchased_credits_expire_after_days, operation_rates, created_at, updated_at)
             VALUES (\(plan.code), \(plan.name), \(MoneyMicros(plan.price)), \(plan.price.currency.code), \(plan.interval.rawValue),
-                \(plan.creditsPerPeriod), \(expiry), \(expiryDays), \(rollover), \(rolloverMax), \(plan.overageAllowed),
+                \(plan.creditsPerPeriod), \(plan.creditExpiry.policy), \(plan.creditExpiry.days), \(plan.rollover.policy),
+                \(plan.rollover.maxCredits), \(plan.overageAllowed),
                 \(plan.overageRate.map(MoneyMicros.init)), \(plan.minPurchaseCredits), \(plan.creditPrice.map(MoneyMicros.init)),
                 \(plan.purchasedCreditsExpireAfterDays), \(ratesText)::jsonb, \(now), \(now))
             """
@@ -39,17 +30,13 @@ enum PlanRows {
     static func decode(_ row: PostgresRow) throws -> Plan {
         let c = row.makeRandomAccess()
         let currency = try StoredValue.currency(try c[3].decode(String.self), column: "plans.currency")
-        let expiry: Plan.CreditExpiry = switch try c[6].decode(String.self) {
-        case "days": .days(try c[7].decode(Int.self))
-        case "never": .never
-        case "period_end": .periodEnd
-        case let other: throw UnknownStoredValue(column: "plans.credit_expiry", value: other)
+        let expiryPolicy = try c[6].decode(String.self)
+        guard let expiry = Plan.CreditExpiry(policy: expiryPolicy, days: try c[7].decode(Int?.self)) else {
+            throw UnknownStoredValue(column: "plans.credit_expiry", value: expiryPolicy)
         }
-        let rollover: Plan.Rollover = switch try c[8].decode(String.self) {
-        case "all": .all
-        case "capped": .capped(try c[9].decode(Credits.self))
-        case "none": .none
-        case let other: throw UnknownStoredValue(column: "plans.rollover", value: other)
+        let rolloverPolicy = try c[8].decode(String.self)
+        guard let rollover = Plan.Rollover(policy: rolloverPolicy, maxCredits: try c[9].decode(Credits?.self)) else {
+            throw UnknownStoredValue(column: "plans.rollover", value: rolloverPolicy)
         }
         var rates: [String: Credits] = [:]
         if case .object(let members) = try JSONParser.parse(Array(try c[15].decode(String.self).utf8)) {

@@ -4,24 +4,14 @@ import TallyCore
 import TallyJSON
 
 struct PlanResponse: Encodable {
-    struct Rollover: Encodable {
-        let policy: String
-        let maxCredits: Credits?
-    }
-
-    struct Overage: Encodable {
-        let allowed: Bool
-        let ratePerCredit: String?
-    }
-
     let code: String
     let name: String
     let price: MoneyDTO
     let interval: Plan.Interval
     let creditsPerPeriod: Credits
     let creditExpiry: PlanBody.Expiry
-    let rollover: Rollover
-    let overage: Overage
+    let rollover: PlanBody.Rollover
+    let overage: PlanBody.Overage
     let minPurchaseCredits: Credits?
     let creditPrice: MoneyDTO?
     let purchasedCreditsExpireAfterDays: Int?
@@ -34,17 +24,9 @@ struct PlanResponse: Encodable {
         price = MoneyDTO(plan.price)
         interval = plan.interval
         creditsPerPeriod = plan.creditsPerPeriod
-        creditExpiry = switch plan.creditExpiry {
-        case .periodEnd: .init(policy: "period_end", days: nil)
-        case .days(let days): .init(policy: "days", days: days)
-        case .never: .init(policy: "never", days: nil)
-        }
-        rollover = switch plan.rollover {
-        case .none: .init(policy: "none", maxCredits: nil)
-        case .all: .init(policy: "all", maxCredits: nil)
-        case .capped(let maximum): .init(policy: "capped", maxCredits: maximum)
-        }
-        overage = Overage(allowed: plan.overageAllowed, ratePerCredit: plan.overageRate?.amountText)
+        creditExpiry = PlanBody.Expiry(plan.creditExpiry)
+        rollover = PlanBody.Rollover(plan.rollover)
+        overage = PlanBody.Overage(plan)
         minPurchaseCredits = plan.minPurchaseCredits
         creditPrice = plan.creditPrice.map(MoneyDTO.init)
         purchasedCreditsExpireAfterDays = plan.purchasedCreditsExpireAfterDays
