@@ -5,28 +5,33 @@ import TallyJSON
 // The catalog's JSON shapes as the API takes them (POST/PUT of plans, operations and credit
 // packs) and as catalog files hold them (`tally catalog load`, `serve --load-catalog`).
 
-/// A decimal as written: a JSON string, or a JSON number read as its exact literal text.
-public struct DecimalLiteral: JSONNumberLiteralDecodable, Sendable {
+/// A decimal as written: a JSON string, or a JSON number read as its exact literal text. It is
+/// written as a string.
+public struct DecimalLiteral: JSONNumberLiteralDecodable, Encodable, Sendable {
     public let text: String
+
+    public init(_ text: String) {
+        self.text = text
+    }
+
     public init(from decoder: any Decoder) throws {
         text = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
     }
 }
 
 /// `{"amount": "9.90", "currency": "USD"}`.
 public struct MoneyDTO: Codable, Sendable {
-    public let amount: String
-    public let currency: String
+    let amount: DecimalLiteral
+    let currency: String
 
     public init(_ money: Money) {
-        amount = money.amountText
+        amount = DecimalLiteral(money.amountText)
         currency = money.currency.code
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        amount = try container.decode(DecimalLiteral.self, forKey: .amount).text
-        currency = try container.decode(String.self, forKey: .currency)
     }
 
     /// Prices take the currency's minor unit at most; per-credit rates six places.
@@ -34,7 +39,7 @@ public struct MoneyDTO: Codable, Sendable {
         guard let currency = Currency.named(currency) else {
             throw TallyError.validation("\(field).currency '\(self.currency)' is not a supported ISO 4217 code.", field: "\(field).currency")
         }
-        return try Self.parse(amount, currency: currency, places: maximumDecimalPlaces ?? currency.minorUnitDigits, field: "\(field).amount")
+        return try Self.parse(amount.text, currency: currency, places: maximumDecimalPlaces ?? currency.minorUnitDigits, field: "\(field).amount")
     }
 
     public static func parse(_ text: String, currency: Currency, places: Int, field: String) throws(TallyError) -> Money {
@@ -97,17 +102,11 @@ public struct PlanBody: Decodable {
     /// `{"allowed": true, "rate_per_credit": "0.012"}`: the rate in the plan's currency.
     public struct Overage: Codable, Sendable {
         let allowed: Bool
-        let ratePerCredit: String?
+        let ratePerCredit: DecimalLiteral?
 
         public init(_ plan: Plan) {
             allowed = plan.overageAllowed
-            ratePerCredit = plan.overageRate?.amountText
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            allowed = try container.decode(Bool.self, forKey: .allowed)
-            ratePerCredit = try container.decodeIfPresent(DecimalLiteral.self, forKey: .ratePerCredit)?.text
+            ratePerCredit = plan.overageRate.map { DecimalLiteral($0.amountText) }
         }
     }
 
@@ -130,7 +129,7 @@ public struct PlanBody: Decodable {
         let rollover = try self.rollover?.rollover() ?? .none
         var overageRate: Money?
         if let rate = overage?.ratePerCredit {
-            overageRate = try MoneyDTO.parse(rate, currency: price.currency, places: Money.scale, field: "overage.rate_per_credit")
+            overageRate = try MoneyDTO.parse(rate.text, currency: price.currency, places: Money.scale, field: "overage.rate_per_credit")
         }
         let creditPrice = try self.creditPrice?.money(field: "credit_price", maximumDecimalPlaces: Money.scale)
         let plan = Plan(code: code, name: name, price: price, interval: interval, creditsPerPeriod: creditsPerPeriod,
@@ -145,40 +144,14 @@ public struct PlanBody: Decodable {
 public struct OperationBody: Codable {
     struct Tier: Codable {
         let param: String
-        let value: String
+        let value: DecimalLiteral
         let credits: Credits
-
-        init(param: String, value: String, credits: Credits) {
-            self.param = param
-            self.value = value
-            self.credits = credits
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            param = try container.decode(String.self, forKey: .param)
-            value = try container.decode(DecimalLiteral.self, forKey: .value).text
-            credits = try container.decode(Credits.self, forKey: .credits)
-        }
     }
 
     struct Multiplier: Codable {
         let param: String
-        let value: String
-        let factor: String
-
-        init(param: String, value: String, factor: String) {
-            self.param = param
-            self.value = value
-            self.factor = factor
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            param = try container.decode(String.self, forKey: .param)
-            value = try container.decode(DecimalLiteral.self, forKey: .value).text
-            factor = try container.decode(DecimalLiteral.self, forKey: .factor).text
-        }
+        let value: DecimalLiteral
+        let factor: DecimalLiteral
     }
 
     struct Addon: Codable {
@@ -199,8 +172,8 @@ public struct OperationBody: Codable {
         code = operation.code
         name = operation.name
         credits = operation.credits
-        tiers = operation.tiers.map { Tier(param: $0.param, value: $0.value, credits: $0.credits) }
-        multipliers = operation.multipliers.map { Multiplier(param: $0.param, value: $0.value, factor: $0.factor.description) }
+        tiers = operation.tiers.map { Tier(param: $0.param, value: DecimalLiteral($0.value), credits: $0.credits) }
+        multipliers = operation.multipliers.map { Multiplier(param: $0.param, value: DecimalLiteral($0.value), factor: DecimalLiteral($0.factor.description)) }
         addons = operation.addons.map { Addon(param: $0.param, credits: $0.credits) }
         components = operation.components
         freeQuantityPerRequest = operation.freeQuantityPerRequest
@@ -210,14 +183,14 @@ public struct OperationBody: Codable {
         var parsedMultipliers: [OperationDefinition.Multiplier] = []
         for (index, multiplier) in (multipliers ?? []).enumerated() {
             do {
-                parsedMultipliers.append(.init(param: multiplier.param, value: multiplier.value, factor: try Factor(parsing: multiplier.factor)))
+                parsedMultipliers.append(.init(param: multiplier.param, value: multiplier.value.text, factor: try Factor(parsing: multiplier.factor.text)))
             } catch {
                 throw TallyError.validation("multipliers[\(index)].factor \(error.explanation).", field: "multipliers[\(index)].factor")
             }
         }
         return OperationDefinition(
             code: code, name: name, credits: credits,
-            tiers: (tiers ?? []).map { .init(param: $0.param, value: $0.value, credits: $0.credits) },
+            tiers: (tiers ?? []).map { .init(param: $0.param, value: $0.value.text, credits: $0.credits) },
             multipliers: parsedMultipliers,
             addons: (addons ?? []).map { .init(param: $0.param, credits: $0.credits) },
             components: components ?? [], freeQuantityPerRequest: freeQuantityPerRequest ?? 0
