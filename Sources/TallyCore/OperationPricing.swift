@@ -1,7 +1,7 @@
 /// What a unit of work costs: a base in credits, tiers by a parameter's value, multipliers,
 /// add-ons, components (a pipeline costs the sum of its parts) and a free quantity per request.
 public struct OperationDefinition: Sendable, Equatable {
-    public struct Tier: Sendable, Equatable {
+    public struct Tier: Sendable, Equatable, Codable {
         public let param: String
         public let value: String
         public let credits: Credits
@@ -12,7 +12,7 @@ public struct OperationDefinition: Sendable, Equatable {
         }
     }
 
-    public struct Multiplier: Sendable, Equatable {
+    public struct Multiplier: Sendable, Equatable, Codable {
         public let param: String
         public let value: String
         public let factor: Factor
@@ -23,7 +23,7 @@ public struct OperationDefinition: Sendable, Equatable {
         }
     }
 
-    public struct Addon: Sendable, Equatable {
+    public struct Addon: Sendable, Equatable, Codable {
         /// A boolean parameter: `true` adds `credits` per unit.
         public let param: String
         public let credits: Credits
@@ -122,7 +122,7 @@ public struct OperationDefinition: Sendable, Equatable {
 }
 
 /// A multiplier such as 1.5: millionths, exact.
-public struct Factor: Sendable, Equatable, Comparable, CustomStringConvertible {
+public struct Factor: Sendable, Equatable, Comparable, CustomStringConvertible, Codable {
     public static let scale = 6
     public static let maximum = Factor(millionths: 1_000_000_000)
     public let millionths: Int64
@@ -134,6 +134,22 @@ public struct Factor: Sendable, Equatable, Comparable, CustomStringConvertible {
     }
 
     public var description: String { DecimalText.format(millionths, scale: Self.scale) }
+
+    /// Written and read as its decimal text ("1.5"), like credits: exact, never a binary float.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do {
+            self = try Factor(parsing: text)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.explanation)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
     public static func < (a: Factor, b: Factor) -> Bool { a.millionths < b.millionths }
 }
 

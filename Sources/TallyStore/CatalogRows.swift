@@ -66,43 +66,37 @@ enum PlanRows {
 enum OperationRows {
     static let columns = "code, name, credits, tiers::text, multipliers::text, addons::text, components, free_quantity_per_request"
 
-    static func insert(_ operation: OperationDefinition, at now: Instant) -> PostgresQuery {
-        let tiers = JSONValue.array(operation.tiers.map {
-            .object([("param", .string($0.param)), ("value", .string($0.value)), ("credits", .string($0.credits.description))])
-        })
-        let multipliers = JSONValue.array(operation.multipliers.map {
-            .object([("param", .string($0.param)), ("value", .string($0.value)), ("factor", .string($0.factor.description))])
-        })
-        let addons = JSONValue.array(operation.addons.map {
-            .object([("param", .string($0.param)), ("credits", .string($0.credits.description))])
-        })
-        return """
-            INSERT INTO operations (code, name, credits, tiers, multipliers, addons, components, free_quantity_per_request, created_at, updated_at)
-            VALUES (\(operation.code), \(operation.name), \(operation.credits), \(text(tiers))::jsonb, \(text(multipliers))::jsonb,
-                    \(text(addons))::jsonb, \(operation.components), \(operation.freeQuantityPerRequest), \(now), \(now))
-            """
+    /// The pricing rules are stored as the core writes them (`Codable`): a field added to a rule
+    /// needs no mapping here.
+    static func insert(_ operation: OperationDefinition, at now: Instant) throws -> PostgresQuery {
+        """
+        INSERT INTO operations (code, name, credits, tiers, multipliers, addons, components, free_quantity_per_request, created_at, updated_at)
+        VALUES (\(operation.code), \(operation.name), \(operation.credits), \(try text(operation.tiers))::jsonb,
+                \(try text(operation.multipliers))::jsonb, \(try text(operation.addons))::jsonb, \(operation.components),
+                \(operation.freeQuantityPerRequest), \(now), \(now))
+        """
     }
 
-    private static func text(_ value: JSONValue) -> String { String(decoding: value.serialized(), as: UTF8.self) }
+    private static func text<Rules: Encodable>(_ rules: Rules) throws -> String {
+        String(decoding: try TallyJSONEncoder.encode(rules), as: UTF8.self)
+    }
+
+    private static func rules<Rules: Decodable>(_ type: Rules.Type, _ text: String, column: String) throws -> Rules {
+        do {
+            return try StrictJSONDecoder.decode(type, from: try JSONParser.parse(Array(text.utf8)))
+        } catch {
+            throw UnknownStoredValue(column: "operations.\(column)", value: text)
+        }
+    }
 
     static func decode(_ row: PostgresRow) throws -> OperationDefinition {
         let (code, name, credits, tiersText, multipliersText, addonsText, components, free) =
             try row.decode((String, String, Credits?, String, String, String, [String], Int).self)
-        func items(_ text: String) throws -> [JSONValue] {
-            guard case .array(let items) = try JSONParser.parse(Array(text.utf8)) else { throw PostgresDecodingError.Code.failure }
-            return items
-        }
-        func string(_ value: JSONValue?) throws -> String {
-            guard case .string(let text)? = value else { throw PostgresDecodingError.Code.failure }
-            return text
-        }
         return OperationDefinition(
             code: code, name: name, credits: credits,
-            tiers: try items(tiersText).map { .init(param: try string($0["param"]), value: try string($0["value"]), credits: try CatalogJSON.credits($0["credits"])) },
-            multipliers: try items(multipliersText).map {
-                .init(param: try string($0["param"]), value: try string($0["value"]), factor: try Factor(parsing: try string($0["factor"])))
-            },
-            addons: try items(addonsText).map { .init(param: try string($0["param"]), credits: try CatalogJSON.credits($0["credits"])) },
+            tiers: try rules([OperationDefinition.Tier].self, tiersText, column: "tiers"),
+            multipliers: try rules([OperationDefinition.Multiplier].self, multipliersText, column: "multipliers"),
+            addons: try rules([OperationDefinition.Addon].self, addonsText, column: "addons"),
             components: components, freeQuantityPerRequest: free
         )
     }
