@@ -69,6 +69,7 @@ def main():
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
     from stack import Stack
 
     shutil.rmtree(SHOTS, ignore_errors=True)
@@ -130,6 +131,15 @@ def main():
         def api(path):
             return call("GET", path)
 
+        def submit(element_id, lands_on):
+            """Clicks a form's button and waits for the page it leads to: a click returns before a
+            form's navigation has necessarily finished."""
+            driver.find_element(By.ID, element_id).click()
+            try:
+                WebDriverWait(driver, 15).until(lambda d: lands_on in d.current_url)
+            except Exception:
+                check(False, f"the form led to {lands_on} (at {driver.current_url})")
+
         try:
             # --- The admin walk ---
             admin = session(org, "admin", user="alice@example.com", return_url="https://app.example.com/settings")
@@ -157,6 +167,7 @@ def main():
             check("Smart Crop" in first and "-39" in first and "System" in first, f"a usage row shows type, negative credits and the user ({first!r})")
             driver.find_element(By.ID, "event").send_keys("summ-2")
             driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+            WebDriverWait(driver, 15).until(lambda d: "event=summ-2" in d.current_url)
             rows = driver.find_elements(By.CSS_SELECTOR, "#usage-table tbody tr")
             check(len(rows) == 1 and "Summer Wedding" in rows[0].text and "alice@example.com" in rows[0].text,
                   "filtering by event ID keeps that event's spend")
@@ -183,7 +194,7 @@ def main():
             before = api(f"/v1/orgs/{org}/balance")["available"]
             check(api(f"/v1/orgs/{org}/balance")["available"] == before, "nothing is bought before Confirm")
             shot("purchase-review")
-            driver.find_element(By.ID, "confirm").click()
+            submit("confirm", "done=purchased")
             after = api(f"/v1/orgs/{org}/balance")["available"]
             check(float(after) == float(before) + 100, f"Confirm buys the 100 credits once ({before} -> {after})")
             check("the credits are in your balance" in text(".notice"), "the page confirms the purchase")
@@ -201,7 +212,7 @@ def main():
             check(float(text("#carried").replace(",", "")) == plan_credits, f"the preview carries the plan credits left ({plan_credits})")
             check(api(f"/v1/orgs/{org}/subscription")["plan"] == "studio_250", "nothing changed before Confirm")
             shot("change-preview")
-            driver.find_element(By.ID, "confirm").click()
+            submit("confirm", "done=plan_changed")
             check(api(f"/v1/orgs/{org}/subscription")["plan"] == "basic_100", "Confirm changes the plan")
             check(text("#current-plan") == "Basic" and "Your plan has been changed." in text(".notice"), "the page shows the new plan")
             shot("subscription-changed")
@@ -222,7 +233,7 @@ def main():
             cap = driver.find_element(By.ID, "overage_cap_credits")
             cap.clear()
             cap.send_keys("500")
-            driver.find_element(By.ID, "save").click()
+            submit("save", "done=settings_saved")
             check("saved" in text(".notice"), "the page confirms the settings")
             saved = api(f"/v1/orgs/{org}/settings")
             check(saved["overage_protection"] is False and saved["overage_cap_credits"] == "500",
@@ -234,7 +245,7 @@ def main():
             link("Cancel at period end").click()
             check(api(f"/v1/orgs/{org}/subscription")["cancel_at_period_end"] is False, "nothing is canceled before Confirm")
             shot("cancel-preview")
-            driver.find_element(By.ID, "confirm").click()
+            submit("confirm", "done=cancel_scheduled")
             check(api(f"/v1/orgs/{org}/subscription")["cancel_at_period_end"] is True, "Confirm schedules the cancellation")
 
             # A phone-sized window.
