@@ -76,7 +76,8 @@ enum PortalAssets {
     .notice.error, .shortfall { background: var(--danger-bg); border-color: #fda29b; color: var(--danger); }
     .notice.warn { background: var(--warn-bg); border-color: #d4a72c; color: var(--warn); }
     .shortfall { border: 1px solid #fda29b; border-radius: var(--radius); padding: .75rem 1rem; font-weight: 600; }
-    dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .4rem 1.25rem; margin: 0; }
+    dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .4rem 1.25rem; margin: 0 0 1rem; }
+    dl.facts + h3 { margin-top: 1.25rem; }
     dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; font-weight: 600; }
     .plans { display: grid; grid-template-columns: repeat(auto-fit, minmax(13rem, 1fr)); gap: .75rem; }
     .plan { border: 1px solid var(--line); border-radius: var(--radius); padding: .9rem; background: #fff; }
