@@ -29,8 +29,17 @@ def constant(text, name, pattern=r'"([^"]+)"'):
     return re.search(r'static let ' + name + r' = ' + pattern, text).group(1)
 
 
+def ledger_rows():
+    """The one ledger writer's parts (LedgerRows.sql(first: 1)): its placeholders \\(p[i]) are $(i + 1)."""
+    text = source('LedgerRows.swift')
+    start = text.index('"""', text.index('static func sql(first')) + 3
+    parts = text[start:text.index('"""', start)]
+    return re.sub(r'\\\(p\[(\d+)\]\)', lambda match: '$' + str(int(match.group(1)) + 1), parts)
+
+
 buckets, outbox = source('BucketQueries.swift'), source('EventOutbox.swift')
 INTERPOLATED = {
+    'LedgerRows.sql(first: 1)': ledger_rows(),
     'BucketQueries.columns': constant(buckets, 'columns'),
     'BucketQueries.burnOrder': constant(buckets, 'burnOrder'),
     'BucketQueries.spendableBucketsMaximum': constant(buckets, 'spendableBucketsMaximum', r'(\d+)'),
@@ -60,17 +69,20 @@ context = {1: ORG, 2: KEY}     # a spend sends its key: the context read looks f
 claim = {1: f'ARRAY[{ORG}]', 2: f'ARRAY[{KEY}]', 3: "ARRAY['\\x00'::bytea]", 4: 'ARRAY[now()]', 5: f'ARRAY[{ORG}]', 6: 'ARRAY[now()]'}
 EMPTY = "'{}'"
 write = {
-    # the usage entry: organisation, id, credits, overage, operation, quantity, params, event id and name, actor,
-    # metadata, invoice, the key it was made with (the platform key: no id), its time
-    1: f'ARRAY[{ORG}]', 2: f'ARRAY[{ENTRY}]', 3: 'ARRAY[-0.0001]', 4: 'ARRAY[0]', 5: NULLS, 6: NULLS, 7: NULLS, 8: NULLS,
-    9: NULLS, 10: "ARRAY['system']", 11: NULLS, 12: NULLS, 13: NULLS, 14: "ARRAY['platform']", 15: 'ARRAY[now()]',
-    # the bucket moved, the posting, the stored answer (about the size of a real one)
-    16: f'ARRAY[{ORG}]', 17: f'ARRAY[{BUCKET}]', 18: 'ARRAY[-0.0001]',
-    19: f'ARRAY[{ORG}]', 20: f'ARRAY[{ENTRY}]', 21: f'ARRAY[{BUCKET}]', 22: 'ARRAY[-0.0001]',
-    23: f'ARRAY[{ORG}]', 24: f'ARRAY[{KEY}]', 25: 'ARRAY[201]', 26: "ARRAY[decode(repeat('ab', 300), 'hex')]",
+    # the one ledger writer's rows (LedgerRows): the usage entry (organisation, id, type, credits, overage,
+    # operation, quantity, params, event id and name, actor, metadata, reason, related entry, hold, invoice, time,
+    # the key it was made with: the platform key, no id), no new bucket, the bucket moved, the posting
+    1: f'ARRAY[{ORG}]', 2: f'ARRAY[{ENTRY}]', 3: "ARRAY['usage']", 4: 'ARRAY[-0.0001]', 5: 'ARRAY[0]', 6: NULLS, 7: NULLS,
+    8: NULLS, 9: NULLS, 10: NULLS, 11: "ARRAY['system']", 12: NULLS, 13: NULLS, 14: NULLS, 15: NULLS, 16: NULLS,
+    17: 'ARRAY[now()]', 18: NULLS, 19: "ARRAY['platform']",
+    **{n: EMPTY for n in range(20, 32)},
+    32: f'ARRAY[{ORG}]', 33: f'ARRAY[{BUCKET}]', 34: 'ARRAY[-0.0001]',
+    35: f'ARRAY[{ORG}]', 36: f'ARRAY[{ENTRY}]', 37: f'ARRAY[{BUCKET}]', 38: 'ARRAY[-0.0001]',
+    # the stored answer (about the size of a real one)
+    39: f'ARRAY[{ORG}]', 40: f'ARRAY[{KEY}]', 41: 'ARRAY[201]', 42: "ARRAY[decode(repeat('ab', 300), 'hex')]",
     # the month's rollup; no live period, no alert thresholds (as the benchmark organisations)
-    27: f'ARRAY[{ORG}]', 28: "ARRAY[date_trunc('month', now())::date]", 29: 'ARRAY[0.0001]', 30: 'ARRAY[1]',
-    31: EMPTY, 32: EMPTY, 33: EMPTY, 34: EMPTY, 35: EMPTY, 36: EMPTY, 37: EMPTY, 38: EMPTY, 39: EMPTY,
+    43: f'ARRAY[{ORG}]', 44: "ARRAY[date_trunc('month', now())::date]", 45: 'ARRAY[0.0001]', 46: 'ARRAY[1]',
+    **{n: EMPTY for n in range(47, 56)},
 }
 
 spends, orgs = source('SpendStatements.swift'), source('OrgStore.swift')
