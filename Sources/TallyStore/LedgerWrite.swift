@@ -20,23 +20,9 @@ struct LedgerWrite {
         let createdAt: Instant
     }
 
-    struct NewBucket {
-        let id: UUID
-        let source: BucketSource
-        let credits: Credits
-        let priority: Int
-        let effectiveAt: Instant
-        let expiresAt: Instant?
-        let grantedAt: Instant
-        let grantEntryID: UUID
-        /// Plan credits (allocations and rollovers) belong to a subscription period.
-        var subscriptionID: UUID? = nil
-        var periodStart: Instant? = nil
-    }
-
     let orgID: UUID
     private(set) var entries: [Entry] = []
-    private(set) var newBuckets: [NewBucket] = []
+    private(set) var newBuckets: [LedgerRows.NewBucket] = []
     private(set) var postings: [(entryID: UUID, bucketID: UUID, credits: Credits)] = []
     /// Further statements run with the write (an idempotency record, a reservation row), as
     /// `WITH` parts of the same statement so that everything costs one round trip.
@@ -63,7 +49,7 @@ struct LedgerWrite {
     }
 
     /// Creates a bucket whose grant posting belongs to `entry` (which must be added too).
-    mutating func createBucket(_ bucket: NewBucket) {
+    mutating func createBucket(_ bucket: LedgerRows.NewBucket) {
         precondition(bucket.credits.isPositive, "a bucket is granted a positive amount")
         newBuckets.append(bucket)
         postings.append((bucket.grantEntryID, bucket.id, bucket.credits))
@@ -77,7 +63,7 @@ struct LedgerWrite {
         let entryID = UUID.v7(at: now)
         let bucketID = UUID.v7(at: now)
         add(Entry(id: entryID, type: type ?? LedgerEntryType(grantOf: source), reason: reason, createdAt: now), postings: [])
-        createBucket(NewBucket(id: bucketID, source: source, credits: credits, priority: priority ?? source.defaultPriority,
+        createBucket(LedgerRows.NewBucket(orgID: orgID, id: bucketID, source: source, credits: credits, priority: priority ?? source.defaultPriority,
                                effectiveAt: effectiveAt ?? now, expiresAt: expiresAt, grantedAt: now, grantEntryID: entryID,
                                subscriptionID: subscriptionID, periodStart: periodStart))
         return (bucketID, entryID)
@@ -98,11 +84,7 @@ struct LedgerWrite {
                              reason: entry.reason, relatedEntryID: entry.relatedEntryID, reservationID: entry.reservationID,
                              invoiceID: entry.invoiceID, at: entry.createdAt, key: entry.usage.key ?? key)
         }
-        rows.newBuckets = newBuckets.map { bucket in
-            LedgerRows.NewBucket(orgID: orgID, id: bucket.id, source: bucket.source, credits: bucket.credits, priority: bucket.priority,
-                                 effectiveAt: bucket.effectiveAt, expiresAt: bucket.expiresAt, grantedAt: bucket.grantedAt,
-                                 grantEntryID: bucket.grantEntryID, subscriptionID: bucket.subscriptionID, periodStart: bucket.periodStart)
-        }
+        rows.newBuckets = newBuckets
         rows.postings = postings.map { LedgerRows.Posting(orgID: orgID, entryID: $0.entryID, bucketID: $0.bucketID, credits: $0.credits) }
         return rows
     }

@@ -79,7 +79,7 @@ public struct ReversalStore: Sendable {
             var refundBucketID: UUID?
             if plan.refund.isPositive {
                 let bucketID = UUID.v7(at: now)
-                write.createBucket(.init(id: bucketID, source: .refund, credits: plan.refund, priority: BucketSource.refund.defaultPriority,
+                write.createBucket(.init(orgID: orgID, id: bucketID, source: .refund, credits: plan.refund, priority: BucketSource.refund.defaultPriority,
                                          effectiveAt: now, expiresAt: nil, grantedAt: now, grantEntryID: entryID))
                 refundBucketID = bucketID
             }

@@ -214,7 +214,7 @@ public struct SubscriptionStore: Sendable {
         let entryID = UUID.v7(at: time)
         let bucketID = UUID.v7(at: time)
         write.add(.init(id: entryID, type: .rollover, reason: reason, createdAt: time), postings: draws.map { ($0.bucketID, -$0.credits) })
-        write.createBucket(.init(id: bucketID, source: .rollover, credits: total, priority: BucketSource.rollover.defaultPriority,
+        write.createBucket(.init(orgID: write.orgID, id: bucketID, source: .rollover, credits: total, priority: BucketSource.rollover.defaultPriority,
                                  effectiveAt: time, expiresAt: expiresAt, grantedAt: min(grantedAt ?? time, time), grantEntryID: entryID,
                                  subscriptionID: subscriptionID, periodStart: periodStart))
         return bucketID
