@@ -24,16 +24,20 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 # The pooler suite runs Tally behind Debian's PgBouncer.
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 
-if [ ${#missing[@]} -gt 0 ]; then
+# Installs Debian packages when run as root (non-interactively); otherwise says which to install.
+install_packages() {
+  [ $# -gt 0 ] || return 0
   if [ "$(id -u)" -ne 0 ]; then
-    echo "error: missing packages: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
+    echo "error: missing packages: $*; run as root or: sudo apt-get install -y $*" >&2
     exit 1
   fi
-  echo "installing: ${missing[*]}" >&2
+  echo "installing: $*" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq </dev/null
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-fi
+  apt-get install -y -qq --no-install-recommends "$@" </dev/null
+}
+
+install_packages "${missing[@]}"
 
 PG_BINDIR=$(pg_bindir)
 export PG_BINDIR

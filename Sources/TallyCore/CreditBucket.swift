@@ -20,6 +20,10 @@ public enum BucketSource: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// A subscription's credits (its allocations and what rolled over): they end with its period,
+    /// and all at once when it is canceled now.
+    public var isPlanCredit: Bool { self == .planAllocation || self == .rollover }
+
     /// Sources a caller may grant directly through `POST .../grants`.
     public static let grantable: [BucketSource] = [.freeCredits, .promotional, .adminGrant, .refund]
 }

@@ -71,6 +71,12 @@ public struct SpendTerms: Sendable, Equatable {
     public let period: LivePeriod?
     /// Nil: a spend the credits do not cover is refused (402).
     public let overage: Overage?
+
+    /// What `uncovered` credits would cost at the plan's overage rate (rounded to the currency's
+    /// minor unit, half away from zero); nil when overage is not allowed.
+    public func overagePrice(of uncovered: Credits) -> Money? {
+        overage.map { $0.rate.priceOf(uncovered, .halfAwayFromZero) }
+    }
     public let autoTopUp: AutoTopUp?
     /// The organisation's time zone: usage is summed per calendar month in it.
     public let timezone: String

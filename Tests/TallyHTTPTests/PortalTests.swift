@@ -218,6 +218,9 @@ extension TestServer {
             let admin = try await server.portal(org, role: "admin")
             let below = try await admin.get("purchase/review?credits=999")
             #expect(below.status == 422 && below.text.contains("sells at least 1000 credits"))
+            for bad in ["purchase/review?credits=-5", "purchase/review?credits=1.23456", "purchase/review?pack=basic&credits=1500", "purchase/review"] {
+                #expect(try await admin.get(bad).status == 422, "\(bad)")
+            }
             let review = try await admin.get("purchase/review?credits=1500")
             #expect(review.status == 200 && review.text.contains(#"<dd id="price">$75.00</dd>"#))
             #expect(try await server.available(org) == .zero)
@@ -277,6 +280,8 @@ extension TestServer {
             #expect(short.text.contains("Purchase Credits") && short.text.contains("Change Plan"))
             #expect(try await admin.get("confirm?operation=nope").status == 404)
             #expect(try await admin.get("confirm?operation=smart_crop&quantity=0").status == 422)
+            #expect(try await admin.get("confirm?operation=smart_crop&quantity=10001").status == 422)   // the pricing's own maximum
+            #expect(try await admin.get("confirm?operation=smart_crop&quantity=lots").status == 422)
         }
     }
 }

@@ -85,6 +85,6 @@ struct QuoteResponse: Encodable {
         let covered = min(quote.credits, max(.zero, available))
         cost = terms.period?.costPerCredit.map { MoneyDTO($0.priceOf(covered, decimalPlaces: 4, .halfAwayFromZero)) }
         let uncovered = shortfall
-        overageCost = terms.overage.map { MoneyDTO($0.rate.priceOf(uncovered, .halfAwayFromZero)) }
+        overageCost = terms.overagePrice(of: uncovered).map(MoneyDTO.init)
     }
 }

@@ -39,14 +39,7 @@ struct MoneyController {
             var request = request
             let json = try await request.jsonBody(context: context)
             let body = try StrictJSONDecoder.decode(PurchaseBody.self, from: json)
-            let item: PurchaseRequest.Item
-            switch (body.pack, body.credits) {
-            case (let pack?, nil): item = .pack(pack)
-            case (nil, let credits?):
-                try Validate.positive(credits)
-                item = .credits(credits)
-            default: throw TallyError.validation("Send either pack or credits.", field: "pack")
-            }
+            let item = try Self.purchaseItem(pack: body.pack, credits: body.credits)
             let claim = try Idempotency.claim(request, body: json, required: true)
             let stored = try await services.stores.purchases.purchase(orgID: scope.org.id, at: scope.now, PurchaseRequest(item), claim: claim,
                                                                       render: Idempotency.renderer(PurchaseResponse.init))
@@ -67,6 +60,17 @@ struct MoneyController {
             let scope = try await services.orgScope(context)
             let invoice = try await services.stores.invoices.void(orgID: scope.org.id, invoiceID: try invoiceID(context), at: scope.now)
             return try Response.json(InvoiceResponse(invoice))
+        }
+    }
+
+    /// A pack, or a positive number of credits (the API's body and the portal's form alike).
+    static func purchaseItem(pack: String?, credits: Credits?) throws(TallyError) -> PurchaseRequest.Item {
+        switch (pack, credits) {
+        case (let pack?, nil): return .pack(pack)
+        case (nil, let credits?):
+            try Validate.positive(credits)
+            return .credits(credits)
+        default: throw TallyError.validation("Send either pack or credits.", field: "pack")
         }
     }
 

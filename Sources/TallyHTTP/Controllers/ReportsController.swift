@@ -73,12 +73,7 @@ struct ReportsController {
             let from = try request.queryInstant("from")
             let to = try request.queryInstant("to")
             if let from, let to, to <= from { throw TallyError.validation("to must be after from.", field: "to") }
-            let export = UsageExport(reports: services.stores.reports, orgID: scope.org.id, from: from, to: to, csv: format == "csv")
-            let filename = "usage-\(scope.org.id.idString).\(format)"
-            return Response(status: .ok,
-                            headers: [.contentType: format == "csv" ? "text/csv; charset=utf-8" : "application/json",
-                                      .contentDisposition: "attachment; filename=\"\(filename)\""],
-                            body: ResponseBody { writer in try await export.write(to: &writer) })
+            return UsageExport(reports: services.stores.reports, orgID: scope.org.id, from: from, to: to, csv: format == "csv").download()
         }
         v1.get("/orgs/{org}/events") { request, context in
             let scope = try await services.orgScope(context)
@@ -99,6 +94,14 @@ struct ReportsController {
 /// the page, whatever the size of the export. JSON is one array; CSV has a header row and
 /// RFC 4180 quoting with CRLF line ends.
 struct UsageExport: Sendable {
+    /// The export as a download (`usage-<org>.json` or `.csv`), streamed as it is read.
+    func download() -> Response {
+        Response(status: .ok,
+                 headers: [.contentType: csv ? "text/csv; charset=utf-8" : "application/json",
+                           .contentDisposition: "attachment; filename=\"usage-\(orgID.idString).\(csv ? "csv" : "json")\""],
+                 body: ResponseBody { writer in try await write(to: &writer) })
+    }
+
     static let csvHeader = "id,created_at,credits,overage_credits,operation,quantity,event_id,event_name,actor,params,metadata\r\n"
 
     let reports: ReportStore

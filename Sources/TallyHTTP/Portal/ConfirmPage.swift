@@ -18,9 +18,8 @@ struct ConfirmPage {
         guard let operation = query["operation"] else { throw TallyError.validation("Name the operation to confirm.", field: "operation") }
         var quantity = 1
         if let text = query["quantity"] {
-            guard let value = Int(text), (1...1_000_000).contains(value) else {
-                throw TallyError.validation("quantity must be a whole number from 1 to 1000000.", field: "quantity")
-            }
+            // Its range is the pricing's own check (OperationPricing.quantityMaximum).
+            guard let value = Int(text) else { throw TallyError.validation("quantity must be a whole number.", field: "quantity") }
             quantity = value
         }
         let params = JSONValue.object(query.values.keys.sorted().filter { $0 != "operation" && $0 != "quantity" }.map { ($0, .string(query.values[$0] ?? "")) })
@@ -28,7 +27,7 @@ struct ConfirmPage {
         let balance = try await services.stores.ledger.balance(orgID: page.scope.org.id, at: page.scope.now, period: page.scope.context.period)
         let answer = QuoteResponse(quote, available: balance.available, terms: page.scope.context.spendTerms)
         let name = try await services.stores.catalog.operation(operation)?.name ?? operation
-        let overageCost = page.scope.context.spendTerms.overage.map { $0.rate.priceOf(answer.shortfall, .halfAwayFromZero) }
+        let overageCost = page.scope.context.spendTerms.overagePrice(of: answer.shortfall)
         let overage = overageCost != nil
         let verdict: HTML
         if answer.sufficient {

@@ -83,11 +83,9 @@ struct PortalRoutes {
         let page = try await PortalPage.open(request, context, services: services)
         let format = request.portalQuery["format"] ?? "json"
         guard format == "json" || format == "csv" else { throw TallyError.validation("format must be json or csv.", field: "format") }
-        let export = UsageExport(reports: services.stores.reports, orgID: page.scope.org.id, from: nil, to: nil, csv: format == "csv")
-        var headers: HTTPFields = [.contentType: format == "csv" ? "text/csv; charset=utf-8" : "application/json",
-                                   .contentDisposition: "attachment; filename=\"usage-\(page.scope.org.id.idString).\(format)\""]
-        Portal.secure(&headers)
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in try await export.write(to: &writer) })
+        var response = UsageExport(reports: services.stores.reports, orgID: page.scope.org.id, from: nil, to: nil, csv: format == "csv").download()
+        Portal.secure(&response.headers)
+        return response
     }
 
     private func signOut(_ request: Request, _ context: TallyRequestContext) async throws -> Response {

@@ -89,17 +89,15 @@ struct PurchasePage {
         return Portal.redirect("\(page.base)/credits?view=purchases&done=purchased")
     }
 
-    /// A pack, or a positive number of credits (the API's rules: exact, at most 4 places).
+    /// The form's pack or number of credits, by the API's rules (`MoneyController.purchaseItem`).
     static func item(pack: String?, credits: String?) throws(TallyError) -> PurchaseRequest.Item {
-        switch (pack, credits) {
-        case (let pack?, nil): return .pack(pack)
-        case (nil, let text?):
-            guard let credits = try? Credits(parsing: text), credits.isPositive, credits <= Credits.inputMaximum else {
-                throw TallyError.validation("Enter a positive number of credits with at most 4 decimal places.", field: "credits")
+        var number: Credits?
+        if let credits {
+            guard let parsed = try? Credits(parsing: credits) else {
+                throw TallyError.validation("Enter a number of credits with at most 4 decimal places.", field: "credits")
             }
-            return .credits(credits)
-        default:
-            throw TallyError.validation("Choose a pack or a number of credits.", field: "pack")
+            number = parsed
         }
+        return try MoneyController.purchaseItem(pack: pack, credits: number)
     }
 }

@@ -15,7 +15,8 @@ struct SubscriptionPage {
 
     private func overview(_ page: PortalPage, notice: HTML, status: HTTPResponse.Status = .ok) async throws -> Response {
         let subscription = try await services.stores.subscriptions.current(orgID: page.scope.org.id)
-        let plan = try await subscription.asyncMap { try await services.stores.catalog.plan($0.planCode) } ?? nil
+        var plan: Plan?
+        if let subscription { plan = try await services.stores.catalog.plan(subscription.planCode) }
         var main = currentCard(page, subscription: subscription, plan: plan)
         if page.isAdmin {
             let plans = try await services.stores.catalog.plans(limit: 100, after: nil).items
@@ -150,7 +151,7 @@ struct SubscriptionPage {
             throw TallyError.notFound("The subscription")
         }
         let balance = try await services.stores.ledger.balance(orgID: page.scope.org.id, at: page.scope.now)
-        let planCredits = balance.buckets.filter { $0.source == .planAllocation || $0.source == .rollover }.map(\.remaining).sum()
+        let planCredits = balance.buckets.filter(\.source.isPlanCredit).map(\.remaining).sum()
         let effect: HTML = atPeriodEnd ? """
             <p>Your plan stays active until <strong id="period-end">\(page.date(subscription.period.end))</strong> and then ends; nothing more is charged.
             The \(Display.credits(planCredits)) plan credits left stay usable until then.</p>
@@ -182,12 +183,5 @@ struct SubscriptionPage {
             return try await overview(page, notice: PortalPage.error(PortalAction.problemDetail(stored)), status: .init(code: stored.status))
         }
         return Portal.redirect("\(page.base)/subscription?done=\(atPeriodEnd ? "cancel_scheduled" : "canceled")")
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let self else { return nil }
-        return try await transform(self)
     }
 }
