@@ -155,7 +155,7 @@ extension AppServices {
         guard let read = try await stores.ledger.contextAndBalance(orgID: id, wallTime: wallTime) else {
             throw TallyError.notFound("The organisation")
         }
-        let now = read.context.clockTime ?? wallTime
+        let now = read.context.clockTime ?? read.wallTime
         if let dueAt = read.context.renewalDueAt, dueAt <= now {
             let scope = try await orgScope(context)
             return (scope, try await stores.ledger.balance(orgID: id, at: scope.now, period: scope.context.period))

@@ -16,6 +16,22 @@ public struct Balance: Sendable, Equatable {
 /// Reads of the ledger: balances and entries. Nothing here locks or writes.
 public struct LedgerQueries: Sendable {
     let database: Database
+    /// Balance reads are served many per statement under load (see `BatchedReader`).
+    let balanceReader: BatchedReader<BalanceReadRequest, OrgBalanceRead?>
+
+    init(database: Database) {
+        self.database = database
+        self.balanceReader = BatchedReader { requests in
+            // One time for the batch, its latest request's: no request of it asked after the read began.
+            let wallTime = requests.map(\.wallTime).max()!
+            return try await OrgBalancesStatement.read(requests.map(\.orgID), wallTime: wallTime, on: database.pool, logger: database.logger)
+        }
+    }
+
+    struct BalanceReadRequest: Sendable {
+        let orgID: UUID
+        let wallTime: Instant
+    }
 
     public func balance(orgID: UUID, at now: Instant, period live: LivePeriod? = nil) async throws -> Balance {
         let rows = try await database.pool.execute(BalanceStatement(orgID: orgID, now: now, periodStart: live?.start), logger: database.logger)
@@ -25,11 +41,8 @@ public struct LedgerQueries: Sendable {
     /// The organisation's context and its balance at its own time (its test clock's, or
     /// `wallTime`), in one query: the commonest read there is. Nil when there is no such
     /// organisation.
-    public func contextAndBalance(orgID: UUID, wallTime: Instant) async throws -> (context: OrgContext, balance: Balance)? {
-        let rows = try await database.pool.execute(OrgBalanceStatement(orgID: orgID, wallTime: wallTime), logger: database.logger).collect()
-        guard let first = rows.first else { return nil }
-        let context = try OrgContextStatement(orgID: orgID, idempotencyKey: nil).decodeRow(first)
-        return (context, try BalanceStatement.decode(rows, at: context.clockTime ?? wallTime, period: context.period))
+    public func contextAndBalance(orgID: UUID, wallTime: Instant) async throws -> OrgBalanceRead? {
+        try await balanceReader.read(.init(orgID: orgID, wallTime: wallTime))
     }
 
     public func periodUsage(orgID: UUID, period: LivePeriod) async throws -> PeriodUsage {
@@ -147,7 +160,7 @@ struct BalanceStatement: PostgresPreparedStatement {
         """
     }
 
-    /// The balance's columns are a row's last thirteen (after the context's, in `OrgBalanceStatement`).
+    /// The balance's columns are a row's last thirteen (after the context's, in `OrgBalancesStatement`).
     static func decode(_ rows: [PostgresRow], at now: Instant, period live: LivePeriod?) throws -> Balance {
         var reserved = Credits.zero
         var freed = Credits.zero
@@ -196,29 +209,55 @@ struct BalanceStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }
 
-/// An organisation's context (its columns first, as `OrgContextStatement` reads them) and its
-/// balance at its own time, in one statement.
-struct OrgBalanceStatement: PostgresPreparedStatement {
+/// Organisations' contexts (their columns first, after the request's position, as
+/// `OrgContextsStatement` reads them) and their balances at their own time, for many balance
+/// reads in one statement (see `BatchedReader`): a request whose organisation does not exist has
+/// no row.
+struct OrgBalancesStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
-    static let name = "tally.OrgBalanceStatement"
+    static let name = "tally.OrgBalancesStatement"
     static let sql = """
         SELECT ctx.*, bal.*
-        FROM (\(OrgContextStatement.sql)) AS ctx
+        FROM (\(OrgContextsStatement.sql)) AS ctx
         LEFT JOIN LATERAL (\(BalanceStatement.body(org: "ctx.org_id", now: "coalesce(ctx.frozen_time, $3::timestamptz)",
                                                     periodStart: "ctx.current_period_start"))) AS bal ON true
         """
     typealias Row = PostgresRow
 
-    let orgID: UUID
+    let orgIDs: [UUID]
     let wallTime: Instant
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 3)
-        bindings.append(orgID)
-        bindings.append(String?.none)
+        bindings.append(orgIDs)
+        bindings.append(NullableArray([String?](repeating: nil, count: orgIDs.count)))
         bindings.append(wallTime)
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+
+    /// Each request's context and balance (nil for an organisation that does not exist), in
+    /// request order, all at `wallTime` (or each organisation's test clock).
+    static func read(_ orgIDs: [UUID], wallTime: Instant, on pool: DatabasePool, logger: Logger) async throws -> [OrgBalanceRead?] {
+        var rowsByPosition = [[PostgresRow]](repeating: [], count: orgIDs.count)
+        for try await row in try await pool.execute(OrgBalancesStatement(orgIDs: orgIDs, wallTime: wallTime), logger: logger) {
+            let position = try row.makeRandomAccess()[0].decode(Int.self)
+            guard (1...orgIDs.count).contains(position) else { continue }
+            rowsByPosition[position - 1].append(row)
+        }
+        return try rowsByPosition.map { rows in
+            guard let first = rows.first else { return nil }
+            let context = try OrgContextStatement.decode(first, offset: 1)
+            let now = context.clockTime ?? wallTime
+            return OrgBalanceRead(context: context, balance: try BalanceStatement.decode(rows, at: now, period: context.period), wallTime: wallTime)
+        }
+    }
+}
+
+/// An organisation's context and its balance, read together, and the wall time they were read at.
+public struct OrgBalanceRead: Sendable {
+    public let context: OrgContext
+    public let balance: Balance
+    public let wallTime: Instant
 }

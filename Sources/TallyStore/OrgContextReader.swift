@@ -3,22 +3,22 @@ import NIOCore
 import PostgresNIO
 import TallyCore
 
-/// Reads organisations' contexts for many requests in one statement. Every request on an
-/// organisation starts with its context; under load, one statement per request was the largest
-/// per-spend cost left once spends shared their transactions. At most `readsMaximum` reads run
-/// at once; requests that arrive meanwhile queue, and the next read carries all of them (up to
-/// `requestsPerRead`). No timer: alone, a request is read at once. A queued request is never
-/// answered by a read that started before it arrived, so a request sees every write that
-/// committed before it asked.
-actor OrgContextReader {
-    static let readsMaximum = 4
-    static let requestsPerRead = 256
+/// Serves many requests' reads with one statement. Every request on an organisation starts
+/// with its context (a balance read with its balance too); under load, one statement per
+/// request was the largest per-request cost left once spends shared their transactions. At
+/// most `readsMaximum` reads run at once; requests that arrive meanwhile queue, and the next
+/// read carries all of them (up to `requestsPerRead`). No timer: alone, a request is read at
+/// once. A queued request is never answered by a read that started before it arrived, so a
+/// request sees every write that committed before it asked.
+actor BatchedReader<Request: Sendable, Answer: Sendable> {
+    static var readsMaximum: Int { 4 }
+    static var requestsPerRead: Int { 256 }
 
-    typealias Read = @Sendable ([OrgContextsStatement.Request]) async throws -> [OrgContext?]
+    typealias Read = @Sendable ([Request]) async throws -> [Answer]
 
     private struct Waiter {
-        let request: OrgContextsStatement.Request
-        let continuation: CheckedContinuation<OrgContext?, any Error>
+        let request: Request
+        let continuation: CheckedContinuation<Answer, any Error>
     }
 
     private let readAll: Read
@@ -29,9 +29,9 @@ actor OrgContextReader {
         self.readAll = read
     }
 
-    func context(_ orgID: UUID, idempotencyKey: String?) async throws -> OrgContext? {
+    func read(_ request: Request) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
-            queue.append(Waiter(request: .init(orgID: orgID, idempotencyKey: idempotencyKey), continuation: continuation))
+            queue.append(Waiter(request: request, continuation: continuation))
             startReads()
         }
     }
@@ -45,8 +45,10 @@ actor OrgContextReader {
             let readAll = self.readAll
             Task {
                 do {
-                    let contexts = try await readAll(waiters.map(\.request))
-                    for (waiter, context) in zip(waiters, contexts) { waiter.continuation.resume(returning: context) }
+                    let answers = try await readAll(waiters.map(\.request))
+                    // Every waiter is answered, whatever a read returns: none may wait forever.
+                    guard answers.count == waiters.count else { throw BatchedReadMismatch() }
+                    for (waiter, answer) in zip(waiters, answers) { waiter.continuation.resume(returning: answer) }
                 } catch {
                     for waiter in waiters { waiter.continuation.resume(throwing: error) }
                 }
@@ -60,6 +62,12 @@ actor OrgContextReader {
         startReads()
     }
 }
+
+/// A batched read that answered a different number of requests than it was given: a bug.
+struct BatchedReadMismatch: Error {}
+
+/// Organisations' contexts, many requests per statement.
+typealias OrgContextReader = BatchedReader<OrgContextsStatement.Request, OrgContext?>
 
 /// `OrgContextStatement` for many (organisation, key) requests at once: one row per request that
 /// names an existing organisation, with its position.

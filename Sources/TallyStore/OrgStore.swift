@@ -107,7 +107,7 @@ public struct OrgStore: Sendable {
     /// query: every request on an organisation starts with it. With `idempotencyKey`, also the
     /// answer stored under that key, if its request has finished.
     public func context(_ id: UUID, idempotencyKey: String? = nil) async throws -> OrgContext? {
-        try await reader.context(id, idempotencyKey: idempotencyKey)
+        try await reader.read(.init(orgID: id, idempotencyKey: idempotencyKey))
     }
 }
 

@@ -45,3 +45,45 @@ import TallyTestSupport
         }
     }
 }
+
+/// Balance reads served many per statement are each exactly the organisation's own: its
+/// context, buckets, holds and period usage at its own time, as the single reads give them.
+@Suite struct BatchedBalanceReadTests {
+    @Test func batchedBalanceReadsMatchSingleReadsUnderConcurrency() async throws {
+        try await TestServer.run(databaseConnections: 16) { server in
+            try await server.createPlan("pro", price: "20.00", credits: "1000")
+            let clock = try await server.createClock("2026-03-01T00:00:00Z")
+            var orgs: [UUID] = []
+            for index in 0..<30 {
+                let org = try await server.createOrg(extra: index % 3 == 0 ? #", "test_clock_id": "\#(clock)""# : "")
+                if index % 2 == 0 { _ = try await server.subscribe(org, plan: "pro") }
+                for grant in 0..<(index % 4) { try await server.grant(org, "\(index + grant + 1)") }
+                if index % 5 == 0 { _ = try await server.spend(org, "0.5", key: "spent-\(index)") }
+                orgs.append(UUID(idString: org)!)
+            }
+            let wallTime = server.clock.now()
+            let requests: [UUID] = (0..<300).map { n in n % 31 == 30 ? UUID() : orgs[n % 30] }
+            var expected: [Balance?] = []
+            for org in requests {
+                guard let context = try await server.stores.orgs.context(org) else {
+                    expected.append(nil)
+                    continue
+                }
+                expected.append(try await server.stores.ledger.balance(orgID: org, at: context.clockTime ?? wallTime, period: context.period))
+            }
+            let batched = try await withThrowingTaskGroup(of: (Int, OrgBalanceRead?).self) { group in
+                for (index, org) in requests.enumerated() {
+                    group.addTask { (index, try await server.stores.ledger.contextAndBalance(orgID: org, wallTime: wallTime)) }
+                }
+                var all = [OrgBalanceRead?](repeating: nil, count: requests.count)
+                for try await (index, read) in group { all[index] = read }
+                return all
+            }
+            #expect(batched.map { $0?.balance } == expected)
+            #expect(zip(batched, requests).allSatisfy { read, org in read.map { $0.context.org.id == org } ?? true })
+            #expect(expected.contains { $0 == nil })
+            #expect(expected.contains { ($0?.buckets.count ?? 0) > 1 })
+            #expect(expected.contains { $0?.period != nil })
+        }
+    }
+}
