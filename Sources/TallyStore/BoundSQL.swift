@@ -18,9 +18,9 @@ struct BoundSQL {
 
     /// Binds ledger rows and returns the `WITH` parts that write them, numbered after what is
     /// bound so far, and how many existing buckets they must move.
-    mutating func bind(_ rows: LedgerRows) -> (parts: String, moves: Int) {
+    mutating func bind(_ rows: LedgerRows) throws -> (parts: String, moves: Int) {
         let first = bindings.count + 1
-        let moves = rows.append(to: &bindings)
+        let moves = try rows.append(to: &bindings)
         return (LedgerRows.sql(first: first), moves)
     }
 

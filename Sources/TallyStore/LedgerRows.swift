@@ -110,10 +110,31 @@ struct LedgerRows {
             """
     }
 
+    /// Every posting belongs to an entry of this write, of the same organisation, and a new
+    /// bucket's grant entry is one of them: what the ledger's foreign keys checked row by row
+    /// (sql/0015). A posting's existing bucket is proven by the statement (every planned move
+    /// finds its bucket, `LedgerWriteMismatch`).
+    func checkReferences() throws {
+        var entryOrgs: [UUID: UUID] = [:]
+        for entry in entries { entryOrgs[entry.id] = entry.orgID }
+        var bucketOrgs: [UUID: UUID] = [:]
+        for bucket in newBuckets {
+            bucketOrgs[bucket.id] = bucket.orgID
+            guard entryOrgs[bucket.grantEntryID] == bucket.orgID else { throw LedgerRowsReferenceError(what: "bucket \(bucket.id.idString)") }
+        }
+        for posting in postings {
+            guard entryOrgs[posting.entryID] == posting.orgID, bucketOrgs[posting.bucketID].map({ $0 == posting.orgID }) ?? true else {
+                throw LedgerRowsReferenceError(what: "posting of entry \(posting.entryID.idString) to bucket \(posting.bucketID.idString)")
+            }
+        }
+    }
+
     /// Binds the rows, `parameterCount` arrays in the order of `sql(first:)`; returns how many
-    /// existing buckets the statement must move.
+    /// existing buckets the statement must move. Rows whose references do not hold are refused
+    /// (see `checkReferences`).
     @discardableResult
-    func append(to b: inout PostgresBindings) -> Int {
+    func append(to b: inout PostgresBindings) throws -> Int {
+        try checkReferences()
         var byEntry: [UUID: Credits] = [:]
         var byBucket: [UUID: Credits] = [:]
         for posting in postings {
@@ -161,4 +182,11 @@ struct LedgerRows {
         b.append(postings.map(\.credits))
         return moves.count
     }
+}
+
+/// Ledger rows that reference an entry the write does not make, or another organisation's: a
+/// bug, refused before anything is written (its transaction rolls back).
+struct LedgerRowsReferenceError: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "the ledger write's \(what) references an entry it does not write" }
 }

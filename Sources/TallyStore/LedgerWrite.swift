@@ -92,7 +92,7 @@ struct LedgerWrite {
     func execute(on connection: DatabaseConnection, logger: Logger) async throws {
         guard !isEmpty else { return }
         var sql = self.sql
-        let (ledger, planned) = sql.bind(rows)
+        let (ledger, planned) = try sql.bind(rows)
         var parts = [ledger]
         for (index, part) in extraParts.enumerated() {
             parts.append("\(part.name ?? "extra_\(index)") AS (\(part.body))")

@@ -143,7 +143,7 @@ struct LedgerBatchStatement: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings {
         var b = PostgresBindings(capacity: LedgerRows.parameterCount + 5)
-        rows.append(to: &b)
+        try rows.append(to: &b)
         b.append(events.map(\.orgID)); b.append(events.map(\.id)); b.append(events.map(\.type.rawValue)); b.append(events.map(\.data))
         b.append(events.map(\.at))
         return b

@@ -149,7 +149,7 @@ struct SpendWriteStatement: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings {
         var b = PostgresBindings(capacity: LedgerRows.parameterCount + 17)
-        rows.append(to: &b)
+        try rows.append(to: &b)
         b.append(answers.map(\.orgID))
         b.append(answers.map(\.key))
         b.append(answers.map(\.status))

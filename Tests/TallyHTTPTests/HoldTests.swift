@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+@testable import TallyStore
 import Testing
 import TallyCore
 import TallyTestSupport
@@ -189,6 +190,53 @@ import TallyTestSupport
             #expect(findings.count == 1)
             #expect(findings.first?.contains("remaining 6 but postings sum to 7") == true)
         }
+    }
+
+    /// What the foreign keys checked row by row (sql/0015): the writer refuses it, and
+    /// `tally verify` finds it when it was written behind Tally's back.
+    @Test func verifyFindsRowsWhoseReferencesAreMissing() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "10")
+            #expect(try await server.verify() == [])
+            let stranger = UUID()
+            try await server.pool.query("""
+                INSERT INTO ledger_postings (org_id, entry_id, bucket_id, credits)
+                SELECT org_id, entry_id, gen_random_uuid(), -1 FROM ledger_entries
+                """, logger: testLogger)
+            try await server.pool.query("""
+                INSERT INTO ledger_entries (org_id, entry_id, type, credits, created_at)
+                VALUES (\(stranger), gen_random_uuid(), 'usage', 0, now())
+                """, logger: testLogger)
+            try await server.pool.query("""
+                INSERT INTO idempotency_keys (org_id, idempotency_key, request_hash, created_at) VALUES (\(stranger), 'k', '\\x00', now())
+                """, logger: testLogger)
+            let findings = try await server.verify()
+            #expect(findings.count == 4, "\(findings)")
+            #expect(findings.contains { $0.contains("its bucket does not exist") })
+            #expect(findings.filter { $0.contains("its organisation does not exist") }.count == 2)
+            // The entry's credits no longer match its postings: the old check sees it too.
+            #expect(findings.contains { $0.contains("postings sum to") })
+        }
+    }
+
+    @Test func theLedgerWriterRefusesPostingsOfEntriesItDoesNotWrite() throws {
+        let org = UUID(), entry = UUID(), bucket = UUID(), now = Instant(secondsSinceEpoch: 1_800_000_000)
+        var rows = LedgerRows()
+        rows.entries.append(.init(orgID: org, id: entry, type: .usage, at: now))
+        rows.postings.append(.init(orgID: org, entryID: entry, bucketID: bucket, credits: Credits(-1)))
+        var bindings = PostgresBindings()
+        #expect(throws: Never.self) { try rows.append(to: &bindings) }
+        for posting in [LedgerRows.Posting(orgID: org, entryID: UUID(), bucketID: bucket, credits: Credits(-1)),
+                        LedgerRows.Posting(orgID: UUID(), entryID: entry, bucketID: bucket, credits: Credits(-1))] {
+            var bad = rows
+            bad.postings.append(posting)
+            #expect(throws: LedgerRowsReferenceError.self) { try bad.append(to: &bindings) }
+        }
+        var foreignGrant = rows
+        foreignGrant.newBuckets.append(.init(orgID: org, id: UUID(), source: .adminGrant, credits: Credits(1), priority: 0, effectiveAt: now,
+                                             expiresAt: nil, grantedAt: now, grantEntryID: UUID()))
+        #expect(throws: LedgerRowsReferenceError.self) { try foreignGrant.append(to: &bindings) }
     }
 
     @Test func theLedgerIsAppendOnly() async throws {
