@@ -85,7 +85,7 @@ struct OrgContextsStatement: PostgresPreparedStatement {
     static let sql: String = {
         let single = OrgContextStatement.sql
         let columns = single[..<(single.range(of: "FROM orgs o")?.lowerBound ?? single.endIndex)]
-        return columns.replacingOccurrences(of: "SELECT o.org_id,", with: "SELECT r.n, o.org_id,") + """
+        return GenericPlan.arraysHidden(columns.replacingOccurrences(of: "SELECT o.org_id,", with: "SELECT r.n, o.org_id,") + """
             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS r (org_id, key, n)
             JOIN orgs o ON o.org_id = r.org_id
             LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
@@ -98,7 +98,7 @@ struct OrgContextsStatement: PostgresPreparedStatement {
                 SELECT request_hash, status_code, response_body FROM idempotency_keys
                 WHERE org_id = o.org_id AND idempotency_key = r.key AND status_code IS NOT NULL LIMIT 1
             ) AS k ON true
-            """
+            """)
     }()
     typealias Row = (position: Int, context: OrgContext)
 

@@ -18,7 +18,7 @@ import TallyCore
 struct ClaimAndLockStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
     static let name = "tally.ClaimAndLockStatement"
-    static let sql = """
+    static let sql = GenericPlan.arraysHidden("""
         WITH claim AS (
             INSERT INTO idempotency_keys (org_id, idempotency_key, request_hash, created_at)
             SELECT c.org_id, c.k, c.h, c.at
@@ -37,7 +37,7 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
             LIMIT \(BucketQueries.spendableBucketsMaximum)
             FOR UPDATE
         ) AS b ON true
-        """
+        """)
     typealias Row = PostgresRow
 
     struct Claim {
@@ -73,7 +73,7 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
 struct SpendWriteStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
     static let name = "tally.SpendWriteStatement"
-    static let sql = """
+    static let sql = GenericPlan.arraysHidden("""
         WITH \(LedgerRows.sql(first: 1)), answers AS (
             UPDATE idempotency_keys AS i SET status_code = a.status, response_body = a.body
             FROM unnest($39::uuid[], $40::text[], $41::int[], $42::bytea[]) AS a (org_id, key, status, body)
@@ -114,7 +114,7 @@ struct SpendWriteStatement: PostgresPreparedStatement {
               ON e.active AND (e.org_id = f.org_id OR e.org_id IS NULL) AND ('usage.threshold_reached' = ANY(e.events) OR '*' = ANY(e.events))
         )
         SELECT (SELECT count(*) FROM moved)::int
-        """
+        """)
     typealias Row = Int
 
     /// One organisation's share of the transaction's rollups: its month (in its time zone) and,
