@@ -30,7 +30,7 @@ extension AppServices {
 
     /// The exact cost of `quantity` of an operation for this organisation (its plan's rates apply).
     func quote(operation code: String, quantity: Int, params: JSONValue?, scope: OrgScope) async throws -> OperationQuote {
-        guard let (operation, components) = try await stores.catalog.pricing(code) else {
+        guard let (operation, components) = try await stores.catalog.pricing(code, catalogVersion: scope.context.catalogVersion) else {
             throw TallyError(.notFound, code: "unknown_operation", detail: "There is no operation '\(code)'.", field: "operation")
         }
         let planRates = scope.context.planRates

@@ -7,6 +7,7 @@ import TallyJSON
 /// Plans, operations and credit packs (platform-managed reference data).
 public struct CatalogStore: Sendable {
     let database: Database
+    let pricingCache = OperationPricingCache()
 
     // MARK: Plans
 
@@ -88,6 +89,15 @@ public struct CatalogStore: Sendable {
 
     public func operation(_ code: String) async throws -> OperationDefinition? {
         try await pricing(code)?.operation
+    }
+
+    /// An operation with its components as of the catalog's `version` (the request's context
+    /// brings it): from the cache while the version stays, else read and kept.
+    public func pricing(_ code: String, catalogVersion version: Int64) async throws -> (operation: OperationDefinition, components: [String: OperationDefinition])? {
+        if let kept = pricingCache.pricing(code, version: version) { return kept }
+        guard let read = try await pricing(code) else { return nil }
+        pricingCache.keep(read, for: code, version: version)
+        return read
     }
 
     /// An operation with its components, read in one query: what pricing needs.

@@ -23,6 +23,9 @@ public struct OrgContext: Sendable, Equatable {
     /// The answer stored under the request's Idempotency-Key, when the context was read with one
     /// and that request has finished: a replay is answered from it without a transaction.
     public var storedAnswer: StoredAnswer?
+    /// The operations' version when the context was read (sql/0016): operations cached under
+    /// it are current for this request.
+    public var catalogVersion: Int64 = 0
 }
 
 /// A finished request's answer under its Idempotency-Key, with the hash of that request.
@@ -121,7 +124,8 @@ struct OrgContextStatement: PostgresPreparedStatement {
                s.subscription_id, s.current_period_start, s.current_period_end, p.code, p.name, p.credits_per_period,
                p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text,
                k.request_hash, k.status_code, k.response_body, p.credit_price, o.expiry_warning_days,
-               o.settings_changed_at, o.settings_changed_by_key_id, o.settings_changed_by_key_prefix
+               o.settings_changed_at, o.settings_changed_by_key_id, o.settings_changed_by_key_prefix,
+               (SELECT version FROM catalog_version) AS catalog_version
         FROM orgs o
         LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
         LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
@@ -180,7 +184,7 @@ struct OrgContextStatement: PostgresPreparedStatement {
                                         response: StoredResponse(status: status, body: Array(body.readableBytesView), replayed: true))
         }
         return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period, planRates: rates,
-                          storedAnswer: storedAnswer)
+                          storedAnswer: storedAnswer, catalogVersion: try c[34].decode(Int64.self))
     }
 }
 

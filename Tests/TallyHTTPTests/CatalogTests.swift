@@ -69,6 +69,33 @@ extension TestServer {
         }
     }
 
+    /// Operations priced once are kept, but a change to them counts from the next request on,
+    /// whoever made it: this server's API, or another replica or `tally catalog load` writing
+    /// the table behind its back (the catalog's version, sql/0016).
+    @Test func aChangedOperationPricesTheNextRequestWhoeverChangedIt() async throws {
+        try await TestServer.run { server in
+            _ = try await server.loadDemoCatalog()
+            let org = try await server.createOrg()
+            try await server.grant(org, "500")
+            func quote(_ operation: String) async throws -> String? {
+                try await server.request(.POST, "/v1/orgs/\(org)/quote", key: server.platformKey,
+                                         json: #"{"operation": "\#(operation)", "quantity": 10}"#)["credits"]
+            }
+            #expect(try await quote("smart_crop") == "13")
+            #expect(try await quote("smart_crop") == "13")
+            try await server.pool.query("UPDATE operations SET credits = 2.5 WHERE code = 'smart_crop'", logger: testLogger)
+            #expect(try await quote("smart_crop") == "25")
+            let replaced = try await server.request(.PUT, "/v1/operations/smart_crop", key: server.platformKey,
+                                                    json: #"{"code": "smart_crop", "name": "Smart crop", "credits": "0.7"}"#)
+            #expect(replaced.status == 200, "\(replaced.text)")
+            #expect(try await quote("smart_crop") == "7")
+            try await server.pool.query("DELETE FROM operations WHERE code = 'smart_crop'", logger: testLogger)
+            let gone = try await server.request(.POST, "/v1/orgs/\(org)/quote", key: server.platformKey,
+                                                json: #"{"operation": "smart_crop", "quantity": 10}"#)
+            #expect(gone.status == 404)
+        }
+    }
+
     @Test func pricingRulesOverHTTP() async throws {
         try await TestServer.run { server in
             _ = try await server.loadDemoCatalog()

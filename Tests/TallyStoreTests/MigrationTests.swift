@@ -110,7 +110,7 @@ import TallyTestSupport
                   AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
                 """, logger: testLogger).collect()
             let names = try rows.map { try $0.decode(String.self) }
-            // The catalog (plans, operations, packs) and test clocks are reference data shared by
+            // The catalog (plans, operations and their version, packs) and test clocks are reference data shared by
             // every organisation; they are listed here on purpose.
             #expect(Set(names).isSubset(of: Set(referenceTables)), "tables without org_id: \(names)")
         }
@@ -134,7 +134,7 @@ import TallyTestSupport
 }
 
 /// Tables that hold reference data for all organisations rather than one organisation's data.
-let referenceTables = ["plans", "operations", "credit_packs", "test_clocks"]
+let referenceTables = ["plans", "operations", "catalog_version", "credit_packs", "test_clocks"]
 
 @Suite struct SQLScriptTests {
     @Test func splitsAtTopLevelSemicolonsOnly() {

@@ -26,6 +26,7 @@ SELECT create_reference_table('schema_migrations');
 SELECT create_reference_table('test_clocks');
 SELECT create_reference_table('credit_packs');
 SELECT create_reference_table('operations');
+SELECT create_reference_table('catalog_version');
 SELECT create_reference_table('plans');
 SELECT create_reference_table('orgs');
 SELECT create_reference_table('api_keys');
