@@ -87,11 +87,11 @@ struct CatalogController {
         }
 
         v1.post("/orgs/{org}/quote") { request, context in
-            let scope = try await services.orgScope(context)
+            // The organisation and its balance in one read (many quotes share it under load).
+            let (scope, balance) = try await services.orgBalance(context)
             var request = request
             let body = try await request.decode(QuoteBody.self, context: context)
             let quote = try await services.quote(operation: body.operation, quantity: body.quantity ?? 1, params: body.params, scope: scope)
-            let balance = try await services.stores.ledger.balance(orgID: scope.org.id, at: scope.now)
             return try Response.json(QuoteResponse(quote, available: balance.available, terms: scope.context.spendTerms))
         }
     }
