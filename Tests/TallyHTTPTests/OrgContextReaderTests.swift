@@ -4,20 +4,31 @@ import TallyCore
 @testable import TallyStore
 import TallyTestSupport
 
+extension TestServer {
+    /// Thirty organisations: every third on a test clock, every second subscribed to a plan,
+    /// each then given what `each` adds (with its index).
+    func mixedOrganisations(_ each: (String, Int) async throws -> Void) async throws -> [UUID] {
+        try await createPlan("pro", price: "20.00", credits: "1000")
+        let clock = try await createClock("2026-03-01T00:00:00Z")
+        var orgs: [UUID] = []
+        for index in 0..<30 {
+            let org = try await createOrg(extra: index % 3 == 0 ? #", "test_clock_id": "\#(clock)""# : "")
+            if index % 2 == 0 { _ = try await subscribe(org, plan: "pro") }
+            try await each(org, index)
+            orgs.append(UUID(idString: org)!)
+        }
+        return orgs
+    }
+}
+
 /// Contexts read for many requests in one statement are each exactly the context the single
 /// statement reads: the right organisation, clock, period, plan and stored answer per request.
 @Suite struct OrgContextReaderTests {
     @Test func batchedReadsMatchSingleReadsUnderConcurrency() async throws {
         try await TestServer.run(databaseConnections: 16) { server in
-            try await server.createPlan("pro", price: "20.00", credits: "1000")
-            let clock = try await server.createClock("2026-03-01T00:00:00Z")
-            var orgs: [UUID] = []
-            for index in 0..<30 {
-                let org = try await server.createOrg(extra: index % 3 == 0 ? #", "test_clock_id": "\#(clock)""# : "")
-                if index % 2 == 0 { _ = try await server.subscribe(org, plan: "pro") }
+            let orgs = try await server.mixedOrganisations { org, index in
                 try await server.grant(org, "10")
                 if index % 5 == 0 { _ = try await server.spend(org, "1", key: "stored-\(index)") }
-                orgs.append(UUID(idString: org)!)
             }
             // Each request: an organisation (or none), and a key with or without a stored answer.
             let requests: [(UUID, String?)] = (0..<300).map { n in
@@ -51,15 +62,9 @@ import TallyTestSupport
 @Suite struct BatchedBalanceReadTests {
     @Test func batchedBalanceReadsMatchSingleReadsUnderConcurrency() async throws {
         try await TestServer.run(databaseConnections: 16) { server in
-            try await server.createPlan("pro", price: "20.00", credits: "1000")
-            let clock = try await server.createClock("2026-03-01T00:00:00Z")
-            var orgs: [UUID] = []
-            for index in 0..<30 {
-                let org = try await server.createOrg(extra: index % 3 == 0 ? #", "test_clock_id": "\#(clock)""# : "")
-                if index % 2 == 0 { _ = try await server.subscribe(org, plan: "pro") }
+            let orgs = try await server.mixedOrganisations { org, index in
                 for grant in 0..<(index % 4) { try await server.grant(org, "\(index + grant + 1)") }
                 if index % 5 == 0 { _ = try await server.spend(org, "0.5", key: "spent-\(index)") }
-                orgs.append(UUID(idString: org)!)
             }
             let wallTime = server.clock.now()
             let requests: [UUID] = (0..<300).map { n in n % 31 == 30 ? UUID() : orgs[n % 30] }
