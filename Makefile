@@ -1,6 +1,6 @@
 # The two commands of a fresh machine: `make run` serves Tally on its embedded database,
 # `make test` runs the whole suite against a real PostgreSQL it starts itself.
-.PHONY: run test test-faults test-failover test-pgbouncer test-ha test-contract test-portal build release bench clean
+.PHONY: run test test-faults test-failover test-pgbouncer test-ha test-contract test-portal build release bench bench-scenario clean
 
 run:
 	scripts/run.sh
@@ -43,6 +43,10 @@ release:
 
 bench:
 	scripts/bench.sh
+
+# One or a few scenarios with CPU per request (SCENARIOS="consume_many balance", PGSS=1): see the script.
+bench-scenario:
+	scripts/bench-scenario.sh
 
 clean:
 	rm -rf .build

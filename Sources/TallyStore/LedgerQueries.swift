@@ -23,7 +23,7 @@ public struct LedgerQueries: Sendable {
         self.database = database
         self.balanceReader = BatchedReader { requests in
             // One time for the batch, its latest request's: no request of it asked after the read began.
-            let wallTime = requests.map(\.wallTime).max()!
+            guard let wallTime = requests.map(\.wallTime).max() else { return [] }
             return try await OrgBalancesStatement.read(requests.map(\.orgID), wallTime: wallTime, on: database.pool, logger: database.logger)
         }
     }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One or a few benchmark scenarios against one server, with where the CPU went: what measured
+# each change of issue "Performance" when the machine's speed moved too much between full runs
+# (`make bench`) to compare them. Seeds BENCH_ORGS (10,000) organisations as make bench does,
+# serves a release build, and for each scenario of SCENARIOS (default consume_many; names as in
+# scripts/bench/wrk.lua) prints wrk's RESULT line, CPU per request of the postgres and tally
+# processes (from /proc/<pid>/stat over the run) and WAL bytes per request.
+#   PGSS=1          also each statement's calls, plans, planning and running time (pg_stat_statements)
+#   TOGGLES="a|b"   SQL run before the first, second, ... scenario (e.g. drop, then add back, a constraint)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-deps.sh >/dev/null
+PG_BINDIR=$(pg_config --bindir)
+swift build -c release --product tally >/dev/null
+TALLY="$(swift build -c release --show-bin-path)/tally"
+TEST_PG_SETTINGS=$'max_connections = 300\nshared_buffers = 512MB'
+if [ -n "${PGSS:-}" ]; then
+  TEST_PG_SETTINGS+=$'\nshared_preload_libraries = \'pg_stat_statements\'\npg_stat_statements.track_planning = on'
+fi
+source scripts/test-postgres.sh
+WORK=$(mktemp -d /tmp/tally-scenario.XXXXXX)
+SERVER=
+cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; rm -rf "$WORK"; stop_test_postgres; }
+trap cleanup EXIT
+
+DB_URL="${TEST_PG_URL%/postgres}/bench"
+psql "$TEST_PG_URL" -qc "CREATE DATABASE bench"
+DATABASE_URL="$DB_URL" TALLY_LOG_LEVEL=warning "$TALLY" migrate >/dev/null
+if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -qc "CREATE EXTENSION pg_stat_statements"; fi
+psql "$DB_URL" -q -v orgs="${BENCH_ORGS:-10000}" -f scripts/bench/seed.sql >/dev/null
+psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n > 0 ORDER BY n" > "$WORK/orgs.txt"
+export BENCH_HOT_ORG=$(psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n = 0")
+PORT=$(free_port)
+TALLY_PLATFORM_KEY=benchkey TALLY_RATE_LIMIT_PLATFORM=0 DATABASE_URL="$DB_URL" TALLY_PORT="$PORT" TALLY_LOG_LEVEL=warning \
+  "$TALLY" serve --connections 48 --jobs-interval 0 2>"$WORK/serve.log" &
+SERVER=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+ticks() { # "postgres tally": CPU ticks (utime + stime) of all processes of each name
+  # Through cat: a process that ends while this reads must not end the count (mawk stops at a missing file).
+  local stats; stats=$(cat /proc/[0-9]*/stat 2>/dev/null || true)
+  for name in postgres tally; do
+    echo "$stats" | awk -v name="($name)" '$2 == name {t += $14 + $15} END {printf "%d ", t}'
+  done
+}
+IFS="|" read -ra TOGGLE <<< "${TOGGLES:-}"
+i=0
+for scenario in ${SCENARIOS:-consume_many}; do
+  if [ -n "${TOGGLE[$i]:-}" ]; then psql "$DB_URL" -qc "${TOGGLE[$i]}" >/dev/null; echo "== before $scenario: ${TOGGLE[$i]}"; fi
+  i=$((i + 1))
+  run() { BENCH_SCENARIO=$scenario TALLY_KEY=benchkey BENCH_ORGS="$WORK/orgs.txt" wrk -t 2 "$@" -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT"; }
+  run -c 4 -d 2s >/dev/null 2>&1 || true   # warm-up
+  psql "$DB_URL" -qc "VACUUM ANALYZE" -c CHECKPOINT
+  if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null; fi
+  before=$(ticks); lsn=$(psql "$DB_URL" -Atc "SELECT pg_current_wal_lsn()")
+  result=$(run -c 64 -d "${BENCH_DURATION:-15}s" --latency | awk '/^RESULT/')
+  after=$(ticks)
+  requests=$(echo "$result" | awk '{print $7}')
+  echo "== $scenario: $result"
+  python3 -c 'import sys
+a, b, n, hz = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+print("   cpu per request: postgres %.0f us, tally %.0f us" % tuple((int(y) - int(x)) * 1e6 / hz / n for x, y in zip(a, b)))' \
+    "$before" "$after" "$requests" "$(getconf CLK_TCK)"
+  echo "   wal per request: $(psql "$DB_URL" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $requests)") bytes"
+  if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -c "SELECT calls, plans, round(total_plan_time::numeric) AS plan_ms, round(total_exec_time::numeric) AS exec_ms,
+      rows, left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS statement FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8"; fi
+done
