@@ -7,6 +7,7 @@
 # processes (from /proc/<pid>/stat over the run) and WAL bytes per request.
 #   PGSS=1          also each statement's calls, plans, planning and running time (pg_stat_statements)
 #   TOGGLES="a|b"   SQL run before the first, second, ... scenario (e.g. drop, then add back, a constraint)
+#   PERF=1          also where Tally's CPU went (perf record of the server, its top symbols)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh >/dev/null
@@ -35,6 +36,15 @@ TALLY_PLATFORM_KEY=benchkey TALLY_RATE_LIMIT_PLATFORM=0 DATABASE_URL="$DB_URL" T
   "$TALLY" serve --connections 48 --jobs-interval 0 2>"$WORK/serve.log" &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+if [[ " ${SCENARIOS:-consume_many} " == *" balance_member "* ]]; then
+  # As make bench does: the first 200 organisations each read with their own member key.
+  head -n 200 "$WORK/orgs.txt" | while read -r org; do
+    curl -s -X POST "http://127.0.0.1:$PORT/v1/orgs/$org/api-keys" -H "Authorization: Bearer benchkey" \
+      -H 'Content-Type: application/json' -d '{"name": "bench", "role": "member"}' |
+      python3 -c 'import json, sys; print(sys.argv[1], json.load(sys.stdin)["key"])' "$org"
+  done > "$WORK/members.txt"
+  export BENCH_MEMBERS="$WORK/members.txt"
+fi
 
 ticks() { # "postgres tally": CPU ticks (utime + stime) of all processes of each name
   # Through cat: a process that ends while this reads must not end the count (mawk stops at a missing file).
@@ -53,7 +63,9 @@ for scenario in ${SCENARIOS:-consume_many}; do
   psql "$DB_URL" -qc "VACUUM ANALYZE" -c CHECKPOINT
   if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null; fi
   before=$(ticks); lsn=$(psql "$DB_URL" -Atc "SELECT pg_current_wal_lsn()")
+  if [ -n "${PERF:-}" ]; then perf record -q -e cpu-clock -F 499 -g -p "$SERVER" -o "$WORK/perf.data" >/dev/null 2>&1 & PERF_PID=$!; fi
   result=$(run -c 64 -d "${BENCH_DURATION:-15}s" --latency | awk '/^RESULT/')
+  if [ -n "${PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
   after=$(ticks)
   requests=$(echo "$result" | awk '{print $7}')
   echo "== $scenario: $result"
@@ -62,6 +74,11 @@ a, b, n, hz = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sy
 print("   cpu per request: postgres %.0f us, tally %.0f us" % tuple((int(y) - int(x)) * 1e6 / hz / n for x, y in zip(a, b)))' \
     "$before" "$after" "$requests" "$(getconf CLK_TCK)"
   echo "   wal per request: $(psql "$DB_URL" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $requests)") bytes"
+  if [ -n "${PERF:-}" ]; then
+    cp "$WORK/perf.data" "/tmp/perf-$scenario.data"   # for perf report -i with other views
+    perf report -i "$WORK/perf.data" -g none --no-children --sort dso --stdio 2>/dev/null | grep '%' | head -8 || true
+    perf report -i "$WORK/perf.data" -g none --no-children --sort symbol --stdio 2>/dev/null | grep '%' | head -25 | cut -c1-150 || true
+  fi
   if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -c "SELECT calls, plans, round(total_plan_time::numeric) AS plan_ms, round(total_exec_time::numeric) AS exec_ms,
       rows, left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS statement FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8"; fi
 done
