@@ -5,6 +5,12 @@ import NIOCore
 import TallyCore
 import TallyStore
 
+/// A response that writes its JSON value itself, in the shape `TallyJSONEncoder` gives its
+/// `Encodable` form.
+protocol DirectJSONEncodable: Encodable, SendableMetatype {
+    var json: JSONValue { get }
+}
+
 /// `Idempotency-Key` handling shared by every credit-moving POST.
 enum Idempotency {
     static let header = HTTPField.Name("Idempotency-Key")!
@@ -39,6 +45,19 @@ enum Idempotency {
             switch result {
             case .success(let value):
                 return (status, try TallyJSONEncoder.encode(transform(value)))
+            case .failure(let error):
+                let status = ProblemMiddleware.status(for: error.kind)
+                return (Int(status.code), ProblemMiddleware.body(status: status, code: error.code, detail: error.detail, field: error.field, extras: error.extras))
+            }
+        }
+    }
+
+    /// As above, for an answer that builds its JSON by hand (the hot path's).
+    static func renderer<Value: Sendable, Body: DirectJSONEncodable>(status: Int = 201, _ transform: @escaping @Sendable (Value) -> Body) -> ResponseRenderer<Value> {
+        { result in
+            switch result {
+            case .success(let value):
+                return (status, transform(value).json.serialized())
             case .failure(let error):
                 let status = ProblemMiddleware.status(for: error.kind)
                 return (Int(status.code), ProblemMiddleware.body(status: status, code: error.code, detail: error.detail, field: error.field, extras: error.extras))

@@ -96,4 +96,22 @@ import Testing
         let written = String(decoding: try TallyJSONEncoder.encode(PlanResponse(plan)), as: UTF8.self)
         #expect(written.hasPrefix(#"{"code":"pro","name":"Pro","price":{"amount":"49.00","currency":"USD"},"interval":"month","credits_per_period":"1000","credit_expiry":{"policy":"days","days":30},"rollover":{"policy":"capped","max_credits":"500"},"overage":{"allowed":true,"rate_per_credit":"0.05"},"min_purchase_credits":"100","credit_price":{"amount":"0.06","currency":"USD"},"purchased_credits_expire_after_days":365,"operation_rates":{"image-gen":"2"},"cost_per_credit":"#))
     }
+
+    /// A spend's answer is written by hand on the hot path: the same bytes as its `Encodable` form.
+    @Test(arguments: [
+        [], [("1.3", "b0e7c5a2-0000-4000-8000-00000000000a")],
+        [("0.0001", "6f1d2c3b-aaaa-4bbb-8ccc-dddddddddddd"), ("99999999999.9999", "00000000-0000-4000-8000-000000000001")],
+    ])
+    func spendAnswerWrittenByHandMatchesItsEncodableForm(draws: [(String, String)]) throws {
+        let answer = SpendResponse(
+            entryID: UUID(uuidString: "C0FFEE00-1234-4ABC-8DEF-0123456789AB")!,
+            credits: try Credits(parsing: "4.1"), overageCredits: try Credits(parsing: "-0.5"),
+            availableAfter: try Credits(parsing: "123456789.0001"),
+            drawn: try draws.map { DrawDTO(BurnDownPlan.Draw(bucketID: UUID(uuidString: $0.1)!, credits: try Credits(parsing: $0.0))) },
+            createdAt: Instant(microsecondsSinceEpoch: 1_796_000_000_123_456)
+        )
+        let byHand = answer.json.serialized()
+        #expect(byHand == (try TallyJSONEncoder.encode(answer)))
+        #expect(String(decoding: byHand, as: UTF8.self).hasPrefix(#"{"entry_id":"c0ffee00-1234-4abc-8def-0123456789ab","credits":"4.1""#))
+    }
 }

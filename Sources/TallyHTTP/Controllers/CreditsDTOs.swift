@@ -44,7 +44,9 @@ struct SpendResponse: Encodable {
     let availableAfter: Credits
     let drawn: [DrawDTO]
     let createdAt: Instant
+}
 
+extension SpendResponse {
     init(_ outcome: SpendOutcome) {
         entryID = outcome.entryID
         credits = outcome.credits
@@ -52,6 +54,22 @@ struct SpendResponse: Encodable {
         availableAfter = outcome.availableAfter
         drawn = outcome.drawn.map(DrawDTO.init)
         createdAt = outcome.createdAt
+    }
+}
+
+/// Every spend renders this answer: built by hand it skips the `Encoder` machinery (containers,
+/// boxes, a node tree), which took about 4% of Tally's CPU per spend. The same JSON as the
+/// `Encodable` conformance writes (a test compares the two).
+extension SpendResponse: DirectJSONEncodable {
+    var json: JSONValue {
+        .object([
+            ("entry_id", .string(entryID.idString)),
+            ("credits", .string(credits.description)),
+            ("overage_credits", .string(overageCredits.description)),
+            ("available_after", .string(availableAfter.description)),
+            ("drawn", .array(drawn.map { .object([("bucket_id", .string($0.bucketID.idString)), ("credits", .string($0.credits.description))]) })),
+            ("created_at", .string(createdAt.rfc3339)),
+        ])
     }
 }
 
