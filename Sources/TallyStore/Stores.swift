@@ -49,8 +49,11 @@ public struct Stores: Sendable {
         self.portalSessions = PortalSessionStore(database: database)
     }
 
-    /// One per 12 of the pool's connections, 2 to 8: with 48 connections under 64 concurrent
-    /// clients, 4 carried 5.8 spends each at 2,279 spends/s and p99 143 ms, 8 carried 3.6 at
-    /// 1,853/s and p99 125 ms, 2 carried 10 at 1,964/s and p99 262 ms (`make bench`).
-    public static func defaultSpendTransactions(connections: Int) -> Int { max(2, min(8, connections / 12)) }
+    /// One per 24 of the pool's connections, 2 to 8. With 48 connections under 64 concurrent
+    /// clients over 10,000 organisations (`make bench-scenario`, runs alternated on one machine):
+    /// 2 at once 3,441-4,028 spends/s, p99 28-33 ms, PostgreSQL 176-208 us per spend; 3 at once
+    /// 3,505-3,692/s; 4 at once 3,081-3,797/s, PostgreSQL 214-268 us: fewer, fuller transactions
+    /// cost the database less per spend. (1 was as fast, but then one slow transaction, an
+    /// organisation whose buckets another operation holds, would stall every organisation.)
+    public static func defaultSpendTransactions(connections: Int) -> Int { max(2, min(8, connections / 24)) }
 }

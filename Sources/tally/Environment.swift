@@ -29,7 +29,7 @@ struct TallyEnvironment {
     var migrationDatabaseURL: String? { nonEmpty("TALLY_MIGRATION_DATABASE_URL") }
     var platformKey: String? { nonEmpty("TALLY_PLATFORM_KEY") }
     /// Spend transactions running at once (each carries every organisation waiting); default one
-    /// per 12 connections of the pool, 2 to 8.
+    /// per 24 connections of the pool, 2 to 8.
     var spendTransactions: Int? {
         get throws {
             guard let text = nonEmpty("TALLY_SPEND_TRANSACTIONS") else { return nil }
