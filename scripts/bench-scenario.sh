@@ -8,6 +8,7 @@
 #   PGSS=1          also each statement's calls, plans, planning and running time (pg_stat_statements)
 #   TOGGLES="a|b"   SQL run before the first, second, ... scenario (e.g. drop, then add back, a constraint)
 #   PERF=1          also where Tally's CPU went (perf record of the server, its top symbols)
+#   WAITS=1         also what PostgreSQL's backends were doing (pg_stat_activity sampled every 0.1 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh >/dev/null
@@ -64,7 +65,18 @@ for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null; fi
   before=$(ticks); lsn=$(psql "$DB_URL" -Atc "SELECT pg_current_wal_lsn()")
   if [ -n "${PERF:-}" ]; then perf record -q -e cpu-clock -F 499 -g -p "$SERVER" -o "$WORK/perf.data" >/dev/null 2>&1 & PERF_PID=$!; fi
+  if [ -n "${WAITS:-}" ]; then
+    (for _ in $(seq $((${BENCH_DURATION:-15} * 10 - 20))); do
+       psql "$DB_URL" -Atc "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' ' || state FROM pg_stat_activity
+                            WHERE datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"; sleep 0.1
+     done > "$WORK/waits.txt") & WAITS_PID=$!
+  fi
   result=$(run -c 64 -d "${BENCH_DURATION:-15}s" --latency | awk '/^RESULT/')
+  if [ -n "${WAITS:-}" ]; then
+    wait "$WAITS_PID" || true
+    echo "   postgres backends (share of samples):"; sort "$WORK/waits.txt" | uniq -c | sort -rn | head -8 |
+      awk -v n="$(wc -l < "$WORK/waits.txt")" '{printf "     %5.1f%%  %s %s\n", 100 * $1 / n, $2, $3}'
+  fi
   if [ -n "${PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
   after=$(ticks)
   requests=$(echo "$result" | awk '{print $7}')
