@@ -75,7 +75,7 @@ for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${WAITS:-}" ]; then
     wait "$WAITS_PID" || true
     echo "   postgres backends (share of samples):"; sort "$WORK/waits.txt" | uniq -c | sort -rn | head -8 |
-      awk -v n="$(wc -l < "$WORK/waits.txt")" '{printf "     %5.1f%%  %s %s\n", 100 * $1 / n, $2, $3}'
+      awk -v n="$(wc -l < "$WORK/waits.txt")" '{c = $1; $1 = ""; printf "     %5.1f%% %s\n", 100 * c / n, $0}'
   fi
   if [ -n "${PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
   after=$(ticks)
