@@ -40,6 +40,8 @@ let package = Package(
             dependencies: [
                 "TallyCore", "TallyJSON",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -99,7 +101,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TallyStoreTests",
-            dependencies: ["TallyCore", "TallyStore", "TallyEmbeddedPostgres", "TallyResources", "TallyTestSupport"],
+            dependencies: [
+                "TallyCore", "TallyStore", "TallyEmbeddedPostgres", "TallyResources", "TallyTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -177,6 +177,7 @@ public struct DatabaseUnavailable: Error, CustomStringConvertible {
     /// A short, single-line reason for logs and CLI messages.
     public static func describe(_ error: any Error) -> String {
         if let error = error as? DatabaseUnavailable, case .unreachable(let why) = error.reason { return why }
+        if let error = error as? DatabaseConnectFailure { return error.description }
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
                 return "\(message) [\(error.sqlState ?? "?")]"
@@ -195,7 +196,7 @@ public struct DatabaseUnavailable: Error, CustomStringConvertible {
     /// Errors that mean the connection, not the statement, failed: the server went away, was shut
     /// down (57P01-57P03), or the connection broke (class 08).
     public static func isConnectionLoss(_ error: any Error) -> Bool {
-        if error is DatabaseUnavailable { return true }
+        if error is DatabaseUnavailable || error is DatabaseConnectFailure { return true }
         guard let error = error as? PSQLError else { return false }
         switch error.code {
         case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown, .poolClosed:

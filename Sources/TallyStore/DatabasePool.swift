@@ -146,7 +146,7 @@ public final class DatabasePool: Sendable {
 
     /// A connection outside the pool, for a session of its own (LISTEN); the caller closes it.
     public func openDedicatedConnection(logger: Logger) async throws -> PostgresConnection {
-        try await PostgresConnection.connect(on: eventLoops.any(), configuration: configuration,
+        try await PostgresConnection.connectGuarded(on: eventLoops.any(), configuration: configuration,
                                              id: Int.random(in: 1_000_000...Int(Int32.max)), logger: logger)
     }
 
@@ -246,7 +246,7 @@ public final class DatabasePool: Sendable {
 
     private func open(id: Int, probe: Bool) async throws -> Pooled {
         do {
-            let connection = try await PostgresConnection.connect(
+            let connection = try await PostgresConnection.connectGuarded(
                 on: eventLoops.any(), configuration: configuration, id: id, logger: logger
             )
             let recovered: Duration? = state.withLock { state in
