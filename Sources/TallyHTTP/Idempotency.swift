@@ -43,11 +43,8 @@ enum Idempotency {
     static func renderer<Value: Sendable, Body: Encodable & SendableMetatype>(status: Int = 201, _ transform: @escaping @Sendable (Value) -> Body) -> ResponseRenderer<Value> {
         { result in
             switch result {
-            case .success(let value):
-                return (status, try TallyJSONEncoder.encode(transform(value)))
-            case .failure(let error):
-                let status = ProblemMiddleware.status(for: error.kind)
-                return (Int(status.code), ProblemMiddleware.body(status: status, code: error.code, detail: error.detail, field: error.field, extras: error.extras))
+            case .success(let value): (status, try TallyJSONEncoder.encode(transform(value)))
+            case .failure(let error): problem(error)
             }
         }
     }
@@ -56,13 +53,16 @@ enum Idempotency {
     static func renderer<Value: Sendable, Body: DirectJSONEncodable>(status: Int = 201, _ transform: @escaping @Sendable (Value) -> Body) -> ResponseRenderer<Value> {
         { result in
             switch result {
-            case .success(let value):
-                return (status, transform(value).json.serialized())
-            case .failure(let error):
-                let status = ProblemMiddleware.status(for: error.kind)
-                return (Int(status.code), ProblemMiddleware.body(status: status, code: error.code, detail: error.detail, field: error.field, extras: error.extras))
+            case .success(let value): (status, transform(value).json.serialized())
+            case .failure(let error): problem(error)
             }
         }
+    }
+
+    /// A refused use case's stored answer: its problem+json.
+    private static func problem(_ error: TallyError) -> (Int, [UInt8]) {
+        let status = ProblemMiddleware.status(for: error.kind)
+        return (Int(status.code), ProblemMiddleware.body(status: status, code: error.code, detail: error.detail, field: error.field, extras: error.extras))
     }
 
     /// The HTTP response for a stored (or replayed) response.

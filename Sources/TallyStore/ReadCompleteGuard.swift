@@ -58,6 +58,8 @@ extension PostgresConnection {
         guard let host = configuration.host, let port = configuration.port else {
             return try await connect(on: eventLoop, configuration: configuration, id: id, logger: logger)
         }
+        // One deadline for both steps, as PostgresNIO's own connect has.
+        let deadline = NIODeadline.now() + configuration.options.connectTimeout
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoop)
@@ -72,6 +74,11 @@ extension PostgresConnection {
         var established = Configuration(establishedChannel: channel, tls: configuration.tls, username: configuration.username,
                                         password: configuration.password, database: configuration.database)
         established.options = configuration.options
+        established.options.connectTimeout = deadline - .now()
+        guard established.options.connectTimeout > .zero else {
+            try? await channel.close()
+            throw DatabaseConnectFailure(underlying: ChannelError.connectTimeout(configuration.options.connectTimeout))
+        }
         // As PostgresNIO does for a host it connects to itself: the name for TLS, unless an address.
         if established.options.tlsServerName == nil, (try? SocketAddress(ipAddress: host, port: 0)) == nil {
             established.options.tlsServerName = host
