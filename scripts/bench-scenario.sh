@@ -38,12 +38,8 @@ TALLY_PLATFORM_KEY=benchkey TALLY_RATE_LIMIT_PLATFORM=0 DATABASE_URL="$DB_URL" T
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 if [[ " ${SCENARIOS:-consume_many} " == *" balance_member "* ]]; then
-  # As make bench does: the first 200 organisations each read with their own member key.
-  head -n 200 "$WORK/orgs.txt" | while read -r org; do
-    curl -s -X POST "http://127.0.0.1:$PORT/v1/orgs/$org/api-keys" -H "Authorization: Bearer benchkey" \
-      -H 'Content-Type: application/json' -d '{"name": "bench", "role": "member"}' |
-      python3 -c 'import json, sys; print(sys.argv[1], json.load(sys.stdin)["key"])' "$org"
-  done > "$WORK/members.txt"
+  source scripts/bench/member-keys.sh   # as make bench does
+  member_keys benchkey "$WORK/orgs.txt" > "$WORK/members.txt"
   export BENCH_MEMBERS="$WORK/members.txt"
 fi
 

@@ -101,13 +101,8 @@ text = urllib.request.urlopen(sys.argv[1]).read().decode()
 values = {line.split()[0]: int(float(line.split()[1])) for line in text.splitlines() if line.startswith("tally_consume_")}
 print(values.get("tally_consume_transactions", 0), values.get("tally_consume_spends", 0))' "http://127.0.0.1:$PORT/metrics"
 }
-member_key() { # org -> a new member key's secret
-  curl -s -X POST "http://127.0.0.1:$PORT/v1/orgs/$1/api-keys" -H "Authorization: Bearer $TALLY_PLATFORM_KEY" \
-    -H 'Content-Type: application/json' -d '{"name": "bench", "role": "member"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
-}
-# Each of the first 200 organisations reads its balance with its own member key (the key lookup
-# is then part of every request, as it is for an integrator's backend).
-head -n 200 "$WORK/orgs.txt" | while read -r org; do echo "$org $(member_key "$org")"; done > "$WORK/members.txt"
+source scripts/bench/member-keys.sh
+member_keys "$TALLY_PLATFORM_KEY" "$WORK/orgs.txt" > "$WORK/members.txt"
 export BENCH_MEMBERS="$WORK/members.txt"
 declare -A RESULT
 declare -A BATCHING
@@ -122,7 +117,7 @@ done
 # answers 429 beyond 200/s) while another organisation spends at a modest pace (4 connections).
 # The victim's p99 alone and under the flood.
 FLOOD_ORG=$(sed -n 1p "$WORK/orgs.txt"); VICTIM_ORG=$(sed -n 2p "$WORK/orgs.txt")
-FLOOD_KEY=$(member_key "$FLOOD_ORG"); VICTIM_KEY=$(member_key "$VICTIM_ORG")
+FLOOD_KEY=$(member_key "$TALLY_PLATFORM_KEY" "$FLOOD_ORG"); VICTIM_KEY=$(member_key "$TALLY_PLATFORM_KEY" "$VICTIM_ORG")
 victim() {
   BENCH_SCENARIO=consume_org TALLY_KEY="$VICTIM_KEY" BENCH_ORG="$VICTIM_ORG" BENCH_ORGS="$WORK/orgs.txt" \
     wrk -t 1 -c 4 -d "${DURATION}s" --latency -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT" | awk '/^RESULT/ {print $3}'
