@@ -9,6 +9,7 @@
 #   TOGGLES="a|b"   SQL run before the first, second, ... scenario (e.g. drop, then add back, a constraint)
 #   PERF=1          also where Tally's CPU went (perf record of the server, its top symbols)
 #   WAITS=1         also what PostgreSQL's backends were doing (pg_stat_activity sampled every 0.1 s)
+#   SYSCALLS=1      also Tally's system calls per request (perf stat of syscall tracepoints)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-deps.sh >/dev/null
@@ -61,6 +62,10 @@ for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null; fi
   before=$(ticks); lsn=$(psql "$DB_URL" -Atc "SELECT pg_current_wal_lsn()")
   if [ -n "${PERF:-}" ]; then perf record -q -e cpu-clock -F 499 -g -p "$SERVER" -o "$WORK/perf.data" >/dev/null 2>&1 & PERF_PID=$!; fi
+  SYSCALL_EVENTS=read,write,writev,readv,epoll_wait,futex,sched_yield,sendmsg,recvmsg
+  if [ -n "${SYSCALLS:-}" ]; then
+    perf stat -x, -e "$(echo $SYSCALL_EVENTS | sed 's/[a-z_]*/syscalls:sys_enter_&/g')" -p "$SERVER" -o "$WORK/syscalls.txt" & STAT_PID=$!
+  fi
   if [ -n "${WAITS:-}" ]; then
     (for _ in $(seq $((${BENCH_DURATION:-15} * 10 - 20))); do
        psql "$DB_URL" -Atc "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' ' || state FROM pg_stat_activity
@@ -74,6 +79,7 @@ for scenario in ${SCENARIOS:-consume_many}; do
       awk -v n="$(wc -l < "$WORK/waits.txt")" '{c = $1; $1 = ""; printf "     %5.1f%% %s\n", 100 * c / n, $0}'
   fi
   if [ -n "${PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+  if [ -n "${SYSCALLS:-}" ]; then kill -INT "$STAT_PID"; wait "$STAT_PID" || true; fi
   after=$(ticks)
   requests=$(echo "$result" | awk '{print $7}')
   echo "== $scenario: $result"
@@ -82,6 +88,9 @@ a, b, n, hz = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sy
 print("   cpu per request: postgres %.0f us, tally %.0f us" % tuple((int(y) - int(x)) * 1e6 / hz / n for x, y in zip(a, b)))' \
     "$before" "$after" "$requests" "$(getconf CLK_TCK)"
   echo "   wal per request: $(psql "$DB_URL" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $requests)") bytes"
+  if [ -n "${SYSCALLS:-}" ]; then
+    echo "   tally's system calls per request: $(awk -F, -v n="$requests" '$3 ~ /sys_enter_/ {sub(/.*sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / n}' "$WORK/syscalls.txt")"
+  fi
   if [ -n "${PERF:-}" ]; then
     cp "$WORK/perf.data" "/tmp/perf-$scenario.data"   # for perf report -i with other views
     perf report -i "$WORK/perf.data" -g none --no-children --sort dso --stdio 2>/dev/null | grep '%' | head -8 || true

@@ -10,7 +10,7 @@ public enum TallyApplication {
         TallyMetrics.bootstrap()
         let router = Router(context: TallyRequestContext.self)
         router.middlewares.add(RequestLogMiddleware())
-        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(RequestMetricsMiddleware())
         router.middlewares.add(ProblemMiddleware())
         router.middlewares.add(TextSafetyMiddleware())
         SystemController(services: services).register(on: router)
