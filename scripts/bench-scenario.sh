@@ -9,6 +9,8 @@
 #   TOGGLES="a|b"   SQL run before the first, second, ... scenario (e.g. drop, then add back, a constraint)
 #   PERF=1          also where Tally's CPU went (perf record of the server, its top symbols)
 #   WAITS=1         also what PostgreSQL's backends were doing (pg_stat_activity sampled every 0.1 s)
+#   TALLY_B=path    another tally binary (e.g. a copy of the build before a change): the 2nd, 4th, ...
+#                   scenario runs on it, the others on this build's; an A/B on one database and machine
 #   SYSCALLS=1      also Tally's system calls per request (perf stat of syscall tracepoints)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +36,14 @@ psql "$DB_URL" -q -v orgs="${BENCH_ORGS:-10000}" -f scripts/bench/seed.sql >/dev
 psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n > 0 ORDER BY n" > "$WORK/orgs.txt"
 export BENCH_HOT_ORG=$(psql "$DB_URL" -Atc "SELECT org_id FROM bench_orgs WHERE n = 0")
 PORT=$(free_port)
-TALLY_PLATFORM_KEY=benchkey TALLY_RATE_LIMIT_PLATFORM=0 DATABASE_URL="$DB_URL" TALLY_PORT="$PORT" TALLY_LOG_LEVEL=warning \
-  "$TALLY" serve --connections 48 --jobs-interval 0 2>"$WORK/serve.log" &
-SERVER=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+start_server() { # $1: the tally binary to serve
+  TALLY_PLATFORM_KEY=benchkey TALLY_RATE_LIMIT_PLATFORM=0 DATABASE_URL="$DB_URL" TALLY_PORT="$PORT" TALLY_LOG_LEVEL=warning \
+    "$1" serve --connections 48 --jobs-interval 0 2>>"$WORK/serve.log" &
+  SERVER=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+}
+stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+start_server "$TALLY"
 if [[ " ${SCENARIOS:-consume_many} " == *" balance_member "* ]]; then
   source scripts/bench/member-keys.sh   # as make bench does
   member_keys benchkey "$WORK/orgs.txt" > "$WORK/members.txt"
@@ -56,6 +62,9 @@ i=0
 for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${TOGGLE[$i]:-}" ]; then psql "$DB_URL" -qc "${TOGGLE[$i]}" >/dev/null; echo "== before $scenario: ${TOGGLE[$i]}"; fi
   i=$((i + 1))
+  if [ -n "${TALLY_B:-}" ]; then
+    stop_server; if [ $((i % 2)) = 0 ]; then start_server "$TALLY_B"; echo "== on $TALLY_B"; else start_server "$TALLY"; fi
+  fi
   run() { BENCH_SCENARIO=$scenario TALLY_KEY=benchkey BENCH_ORGS="$WORK/orgs.txt" wrk -t 2 "$@" -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT"; }
   run -c 4 -d 2s >/dev/null 2>&1 || true   # warm-up
   psql "$DB_URL" -qc "VACUUM ANALYZE" -c CHECKPOINT
@@ -97,5 +106,6 @@ print("   cpu per request: postgres %.0f us, tally %.0f us" % tuple((int(y) - in
     perf report -i "$WORK/perf.data" -g none --no-children --sort symbol --stdio 2>/dev/null | grep '%' | head -25 | cut -c1-150 || true
   fi
   if [ -n "${PGSS:-}" ]; then psql "$DB_URL" -c "SELECT calls, plans, round(total_plan_time::numeric) AS plan_ms, round(total_exec_time::numeric) AS exec_ms,
-      rows, left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS statement FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8"; fi
+      rows, left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS statement FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8"
+    psql "$DB_URL" -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE n_tup_upd > 0 ORDER BY relname"; fi
 done
