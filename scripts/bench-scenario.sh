@@ -44,6 +44,7 @@ start_server() { # $1: the tally binary to serve
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 start_server "$TALLY"
+if [ -n "${TALLY_B:-}" ]; then mkdir "$WORK/b"; cp "$TALLY_B" "$WORK/b/tally"; TALLY_B="$WORK/b/tally"; fi   # named tally: counted as tally
 if [[ " ${SCENARIOS:-consume_many} " == *" balance_member "* ]]; then
   source scripts/bench/member-keys.sh   # as make bench does
   member_keys benchkey "$WORK/orgs.txt" > "$WORK/members.txt"
@@ -63,7 +64,7 @@ for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${TOGGLE[$i]:-}" ]; then psql "$DB_URL" -qc "${TOGGLE[$i]}" >/dev/null; echo "== before $scenario: ${TOGGLE[$i]}"; fi
   i=$((i + 1))
   if [ -n "${TALLY_B:-}" ]; then
-    stop_server; if [ $((i % 2)) = 0 ]; then start_server "$TALLY_B"; echo "== on $TALLY_B"; else start_server "$TALLY"; fi
+    stop_server; if [ $((i % 2)) = 0 ]; then start_server "$TALLY_B"; echo "== on TALLY_B"; else start_server "$TALLY"; fi
   fi
   run() { BENCH_SCENARIO=$scenario TALLY_KEY=benchkey BENCH_ORGS="$WORK/orgs.txt" wrk -t 2 "$@" -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT"; }
   run -c 4 -d 2s >/dev/null 2>&1 || true   # warm-up
