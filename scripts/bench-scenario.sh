@@ -8,6 +8,8 @@
 #   PGSS=1          also each statement's calls, plans, planning and running time (pg_stat_statements)
 #   TOGGLES="a|b"   SQL run before the first, second, ... scenario (e.g. drop, then add back, a constraint)
 #   PERF=1          also where Tally's CPU went (perf record of the server, its top symbols)
+#   EXPLAIN=1       also the plans of a sample of statements with each node's time (auto_explain), kept
+#                   in /tmp/tally-scenario-postgres.log
 #   WAITS=1         also what PostgreSQL's backends were doing (pg_stat_activity sampled every 0.1 s)
 #   TALLY_B=path    another tally binary (e.g. a copy of the build before a change): the 2nd, 4th, ...
 #                   scenario runs on it, the others on this build's; an A/B on one database and machine
@@ -19,13 +21,21 @@ PG_BINDIR=$(pg_config --bindir)
 swift build -c release --product tally >/dev/null
 TALLY="$(swift build -c release --show-bin-path)/tally"
 TEST_PG_SETTINGS=$'max_connections = 300\nshared_buffers = 512MB'
-if [ -n "${PGSS:-}" ]; then
-  TEST_PG_SETTINGS+=$'\nshared_preload_libraries = \'pg_stat_statements\'\npg_stat_statements.track_planning = on'
+PRELOAD=
+if [ -n "${PGSS:-}" ]; then PRELOAD+=pg_stat_statements,; TEST_PG_SETTINGS+=$'\npg_stat_statements.track_planning = on'; fi
+if [ -n "${EXPLAIN:-}" ]; then   # one statement in a hundred, with each node's time, rows and WAL
+  PRELOAD+=auto_explain,
+  TEST_PG_SETTINGS+=$'\nauto_explain.log_min_duration = 0\nauto_explain.sample_rate = 0.01\nauto_explain.log_analyze = on\nauto_explain.log_buffers = on\nauto_explain.log_wal = on'
 fi
+if [ -n "$PRELOAD" ]; then TEST_PG_SETTINGS+=$'\n'"shared_preload_libraries = '${PRELOAD%,}'"; fi
 source scripts/test-postgres.sh
 WORK=$(mktemp -d /tmp/tally-scenario.XXXXXX)
 SERVER=
-cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi; rm -rf "$WORK"; stop_test_postgres; }
+cleanup() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi
+  if [ -n "${EXPLAIN:-}" ]; then cp "$TEST_PG_DIR/postgres.log" /tmp/tally-scenario-postgres.log; fi
+  rm -rf "$WORK"; stop_test_postgres
+}
 trap cleanup EXIT
 
 DB_URL="${TEST_PG_URL%/postgres}/bench"
