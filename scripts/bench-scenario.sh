@@ -84,7 +84,8 @@ for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${PERF:-}" ]; then perf record -q -e cpu-clock -F 499 -g -p "$SERVER" -o "$WORK/perf.data" >/dev/null 2>&1 & PERF_PID=$!; fi
   SYSCALL_EVENTS=read,write,writev,readv,epoll_wait,futex,sched_yield,sendmsg,recvmsg
   if [ -n "${SYSCALLS:-}" ]; then
-    perf stat -x, -e "$(echo $SYSCALL_EVENTS | sed 's/[a-z_]*/syscalls:sys_enter_&/g')" -p "$SERVER" -o "$WORK/syscalls.txt" & STAT_PID=$!
+    # PERF_EVENTS: more events to count, e.g. uprobes made with perf probe -x <libswift_Concurrency.so> -a swift_task_switch
+    perf stat -x, -e "$(echo $SYSCALL_EVENTS | sed 's/[a-z_]*/syscalls:sys_enter_&/g')${PERF_EVENTS:+,$PERF_EVENTS}" -p "$SERVER" -o "$WORK/syscalls.txt" & STAT_PID=$!
   fi
   if [ -n "${WAITS:-}" ]; then
     (for _ in $(seq $((${BENCH_DURATION:-15} * 10 - 20))); do
@@ -109,7 +110,7 @@ print("   cpu per request: postgres %.0f us, tally %.0f us" % tuple((int(y) - in
     "$before" "$after" "$requests" "$(getconf CLK_TCK)"
   echo "   wal per request: $(psql "$DB_URL" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / $requests)") bytes"
   if [ -n "${SYSCALLS:-}" ]; then
-    echo "   tally's system calls per request: $(awk -F, -v n="$requests" '$3 ~ /sys_enter_/ {sub(/.*sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / n}' "$WORK/syscalls.txt")"
+    echo "   tally's system calls per request: $(awk -F, -v n="$requests" '$3 ~ /sys_enter_|:/ {sub(/.*(sys_enter_|:)/, "", $3); printf "%s %.2f  ", $3, $1 / n}' "$WORK/syscalls.txt")"
   fi
   if [ -n "${PERF:-}" ]; then
     cp "$WORK/perf.data" "/tmp/perf-$scenario.data"   # for perf report -i with other views
