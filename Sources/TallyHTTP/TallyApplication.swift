@@ -45,7 +45,7 @@ public enum TallyApplication {
     ) -> some ApplicationProtocol {
         var application = Application(
             router: router(services: services),
-            server: .http1OnConnectionLoops(configuration: .init(
+            server: .http1(configuration: .init(
                 // A request head within 10 s of the connection or of the previous response (the
                 // keep-alive wait too), its body within 30 s; any connection silent for 60 s closes.
                 additionalChannelHandlers: [ConnectionDeadlineHandler(headTimeout: .seconds(headTimeoutSeconds), bodyTimeout: .seconds(30))],

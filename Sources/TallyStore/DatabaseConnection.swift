@@ -51,8 +51,8 @@ public struct DatabaseConnection: Sendable {
 /// One executor per event loop, made once and kept for the life of the process: a job holds only
 /// an unowned reference to its executor, so an executor must never go away while a job of a task
 /// that preferred it may still run.
-public final class EventLoopTaskExecutor: TaskExecutor {
-    public let eventLoop: any EventLoop
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
 
     private init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -60,7 +60,7 @@ public final class EventLoopTaskExecutor: TaskExecutor {
 
     private static let executors = Mutex<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
 
-    public static func on(_ eventLoop: any EventLoop) -> EventLoopTaskExecutor {
+    static func on(_ eventLoop: any EventLoop) -> EventLoopTaskExecutor {
         executors.withLock { executors in
             if let existing = executors[ObjectIdentifier(eventLoop)] { return existing }
             let executor = EventLoopTaskExecutor(eventLoop)
@@ -69,7 +69,7 @@ public final class EventLoopTaskExecutor: TaskExecutor {
         }
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
