@@ -12,7 +12,9 @@
 #                   in /tmp/tally-scenario-postgres.log
 #   WAITS=1         also what PostgreSQL's backends were doing (pg_stat_activity sampled every 0.1 s)
 #   TALLY_B=path    another tally binary (e.g. a copy of the build before a change): the 2nd, 4th, ...
-#                   scenario runs on it, the others on this build's; an A/B on one database and machine
+#                   scenario runs on it, the others on this build's; an A/B on one database and machine.
+#                   AB=ABBABAAB: which build runs each scenario instead (the tables grow run by run,
+#                   and later runs are slower: alternate in mirrored order)
 #   SYSCALLS=1      also Tally's system calls per request (perf stat of syscall tracepoints)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,7 +76,9 @@ for scenario in ${SCENARIOS:-consume_many}; do
   if [ -n "${TOGGLE[$i]:-}" ]; then psql "$DB_URL" -qc "${TOGGLE[$i]}" >/dev/null; echo "== before $scenario: ${TOGGLE[$i]}"; fi
   i=$((i + 1))
   if [ -n "${TALLY_B:-}" ]; then
-    stop_server; if [ $((i % 2)) = 0 ]; then start_server "$TALLY_B"; echo "== on TALLY_B"; else start_server "$TALLY"; fi
+    stop_server
+    if [ "${AB:-}" ]; then build=${AB:$((i - 1)):1}; else build=$([ $((i % 2)) = 0 ] && echo B || echo A); fi
+    if [ "$build" = B ]; then start_server "$TALLY_B"; echo "== on TALLY_B"; else start_server "$TALLY"; echo "== on this build"; fi
   fi
   run() { BENCH_SCENARIO=$scenario TALLY_KEY=benchkey BENCH_ORGS="$WORK/orgs.txt" wrk -t 2 "$@" -s scripts/bench/wrk.lua "http://127.0.0.1:$PORT"; }
   run -c 4 -d 2s >/dev/null 2>&1 || true   # warm-up

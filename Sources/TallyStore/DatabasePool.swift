@@ -79,9 +79,7 @@ public final class DatabasePool: Sendable {
     private let state = Mutex(State())
     /// Connections open on its loops in turn (`next()`): `any()` stays on the caller's loop, and
     /// connections opened from one loop's tasks then all ran there, with every statement's I/O and
-    /// its task (71 % of Tally's CPU on one of two loops, measured with `perf record`). In turn:
-    /// spends over many organisations 4,057/s against 3,629/s, three runs each alternated on one
-    /// database (`TALLY_B=<the build before> make bench-scenario`).
+    /// its task (71 % of Tally's CPU samples on one of two loops under spends, `perf record`).
     private let eventLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     public init(configuration: PostgresConnection.Configuration, settings: Settings, logger: Logger) {
