@@ -21,6 +21,27 @@ import TallyTestSupport
         }
     }
 
+    /// `RequestMetricsMiddleware` counts an answer written in one piece when it is ready and a
+    /// streamed one (an export) once written: both show up by route.
+    @Test func requestMetricsCountOneBufferAndStreamedAnswers() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            #expect(try await server.request(.GET, "/v1/orgs/\(org)", key: server.platformKey).status == 200)
+            let export = try await server.request(.GET, "/v1/orgs/\(org)/usage/export?format=csv", key: server.platformKey)
+            #expect(export.status == 200)
+            let metrics = try await server.request(.GET, "/metrics").text
+            // A counter's line exists from its first lookup; what counts is its value.
+            func counted(_ route: String) -> Bool {
+                metrics.split(separator: "\n").contains { line in
+                    line.hasPrefix("hb_requests{") && line.contains("http_route=\"\(route)\"") && line.contains("http_response_status_code=\"200\"")
+                        && (Double(line.split(separator: " ").last ?? "") ?? 0) >= 1
+                }
+            }
+            #expect(counted("/v1/orgs/{org}"))
+            #expect(counted("/v1/orgs/{org}/usage/export"))
+        }
+    }
+
     @Test func readinessFailsWhenAMigrationIsMissing() async throws {
         try await TestServer.run { server in
             try await server.pool.query("DELETE FROM schema_migrations WHERE version = 1", logger: testLogger)
