@@ -93,15 +93,17 @@ for scenario in ${SCENARIOS:-consume_many}; do
   fi
   if [ -n "${WAITS:-}" ]; then
     (for _ in $(seq $((${BENCH_DURATION:-15} * 10 - 20))); do
-       psql "$DB_URL" -Atc "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' ' || state FROM pg_stat_activity
+       psql "$DB_URL" -Atc "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' ' || state
+                              || CASE WHEN state <> 'idle' THEN ' (' || left(regexp_replace(query, '\s+', ' ', 'g'), 40) || ')' ELSE '' END FROM pg_stat_activity
                             WHERE datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"; sleep 0.1
      done > "$WORK/waits.txt") & WAITS_PID=$!
   fi
   result=$(run -c 64 -d "${BENCH_DURATION:-15}s" --latency | awk '/^RESULT/')
   if [ -n "${WAITS:-}" ]; then
     wait "$WAITS_PID" || true
-    echo "   postgres backends (share of samples):"; sort "$WORK/waits.txt" | uniq -c | sort -rn | head -8 |
-      awk -v n="$(wc -l < "$WORK/waits.txt")" '{c = $1; $1 = ""; printf "     %5.1f%% %s\n", 100 * c / n, $0}'
+    samples=$((${BENCH_DURATION:-15} * 10 - 20))
+    echo "   postgres backends (of $(awk -v n="$(wc -l < "$WORK/waits.txt")" -v s=$samples 'BEGIN { printf "%.1f", n / s }') connections, on average: how many were doing what):"
+    sort "$WORK/waits.txt" | uniq -c | sort -rn | head -14 | awk -v s=$samples '{c = $1; $1 = ""; printf "     %5.2f %s\n", c / s, $0}'
   fi
   if [ -n "${PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
   if [ -n "${SYSCALLS:-}" ]; then kill -INT "$STAT_PID"; wait "$STAT_PID" || true; fi
