@@ -129,10 +129,14 @@ extension AppServices {
 
     /// Resolves `{org}` for the caller: a key of another organisation gets 404 (never revealing
     /// that the organisation exists), before a role below `role` gets 403.
-    func orgScope(_ context: TallyRequestContext, role: KeyRole = .member, idempotencyKey: String? = nil) async throws -> OrgScope {
+    /// `forSpend`: the context last read may do (`OrgContextCache`: the spend's transaction
+    /// checks that it is still current).
+    func orgScope(_ context: TallyRequestContext, role: KeyRole = .member, idempotencyKey: String? = nil, forSpend: Bool = false) async throws -> OrgScope {
         let (caller, id) = try orgTarget(context)
         let notFound = TallyError.notFound("The organisation")
-        guard var context = try await stores.orgs.context(id, idempotencyKey: idempotencyKey) else { throw notFound }
+        let read = forSpend ? try await stores.orgs.spendContext(id, idempotencyKey: idempotencyKey)
+                            : try await stores.orgs.context(id, idempotencyKey: idempotencyKey)
+        guard var context = read else { throw notFound }
         guard caller.role.permits(role) else {
             throw TallyError.forbidden("This needs a key with the \(role.rawValue) role.")
         }

@@ -38,8 +38,12 @@ public struct PendingSpend: Sendable {
     public let claim: IdempotencyClaim?
     public let render: ResponseRenderer<SpendOutcome>
     public let now: Instant
+    /// The fingerprint of the context the spend was priced with: the spend is applied only if its
+    /// transaction finds it current (else `SpendTermsChanged`). Nil: not checked.
+    public let fingerprint: String?
 
-    public init(spend: SpendRequest, terms: SpendTerms, claim: IdempotencyClaim?, render: @escaping ResponseRenderer<SpendOutcome>, now: Instant) {
+    public init(spend: SpendRequest, terms: SpendTerms, claim: IdempotencyClaim?, render: @escaping ResponseRenderer<SpendOutcome>, now: Instant,
+                fingerprint: String? = nil) {
         // Stamped here, in the request's own task: the batch that writes it may run in another's.
         var spend = spend
         if spend.usage.key == nil { spend.usage.key = KeyStamp.current }
@@ -48,6 +52,7 @@ public struct PendingSpend: Sendable {
         self.claim = claim
         self.render = render
         self.now = now
+        self.fingerprint = fingerprint
     }
 }
 
@@ -79,9 +84,10 @@ public struct ConsumptionStore: Sendable {
     /// (overage at the plan's rate, up to a cap) and whether a low balance buys a pack.
     public func consume(
         orgID: UUID, at now: Instant, _ spend: SpendRequest, terms: SpendTerms = .strict, claim: IdempotencyClaim?,
-        render: @escaping ResponseRenderer<SpendOutcome>
+        render: @escaping ResponseRenderer<SpendOutcome>, pricedWith fingerprint: String? = nil
     ) async throws -> StoredResponse {
-        try await batcher.submit(orgID: orgID, PendingSpend(spend: spend, terms: terms, claim: claim, render: render, now: now))
+        try await batcher.submit(orgID: orgID, PendingSpend(spend: spend, terms: terms, claim: claim, render: render, now: now,
+                                                            fingerprint: fingerprint))
     }
 
     /// How many transactions spends have taken, how many spends, and the most organisations one
@@ -136,7 +142,7 @@ struct ApplySpends: Sendable {
                 }
                 claimAndLock.orgs.append((group.orgID, group.now))
             }
-            let (claimed, buckets) = try await Self.claimAndLock(claimAndLock, on: connection, logger: logger)
+            let (claimed, buckets, fingerprints) = try await Self.claimAndLock(claimAndLock, on: connection, logger: logger)
             var replays: [(group: Int, key: String)] = []
             for g in order {
                 for key in slots[g].owners.keys where !claimed.contains(OrgKey(orgID: groups[g].orgID, key: key)) { replays.append((g, key)) }
@@ -153,6 +159,21 @@ struct ApplySpends: Sendable {
                 }
             }
 
+            // A spend priced with a context that has changed since is not applied: it is priced
+            // again (`SpendTermsChanged`). A key it claimed here goes back (nothing answers it).
+            var unclaimed: [OrgKey] = []
+            for g in order {
+                let current = fingerprints[groups[g].orgID] ?? nil
+                for (index, pending) in groups[g].spends.enumerated() {
+                    guard let fingerprint = pending.fingerprint, fingerprint != current, slots[g].isUnanswered(index) else { continue }
+                    slots[g].slots[index] = .termsChanged
+                    if let key = pending.claim?.key, slots[g].owners[key] == index, claimed.contains(OrgKey(orgID: groups[g].orgID, key: key)) {
+                        unclaimed.append(OrgKey(orgID: groups[g].orgID, key: key))
+                    }
+                }
+            }
+            if !unclaimed.isEmpty { try await Self.release(unclaimed, on: connection, logger: logger) }
+
             // 2. Plan every organisation's spends, in arrival order, against its running balance.
             var write = SpendWriteStatement()
             var extras: [LedgerWrite] = []
@@ -164,19 +185,23 @@ struct ApplySpends: Sendable {
             }
             // Extras first: a bucket a top-up creates exists before the spends that draw from it move it.
             for extra in extras { try await extra.execute(on: connection, logger: logger) }
-            let movedCount = try await connection.execute(write, logger: logger).reduce(0) { $0 + $1 }
-            // Each bucket moves once, by the sum of its postings (LedgerRows.moves).
-            try LedgerWriteMismatch.check(moved: movedCount, planned: write.rows.moves.count)
+            // Nothing to write when every spend was a replay, a conflict or priced again.
+            if !write.isEmpty {
+                let movedCount = try await connection.execute(write, logger: logger).reduce(0) { $0 + $1 }
+                // Each bucket moves once, by the sum of its postings (LedgerRows.moves).
+                try LedgerWriteMismatch.check(moved: movedCount, planned: write.rows.moves.count)
+            }
 
             // 3. Answers, in arrival order.
             return slots.map { $0.answers() }
         }
     }
 
-    private static func claimAndLock(_ statement: ClaimAndLockStatement, on connection: DatabaseConnection,
-                                     logger: Logger) async throws -> (claimed: Set<OrgKey>, buckets: [UUID: [CreditBucket]]) {
+    private static func claimAndLock(_ statement: ClaimAndLockStatement, on connection: DatabaseConnection, logger: Logger) async throws
+        -> (claimed: Set<OrgKey>, buckets: [UUID: [CreditBucket]], fingerprints: [UUID: String?]) {
         var claimed: Set<OrgKey> = []
         var buckets: [UUID: [CreditBucket]] = [:]
+        var fingerprints: [UUID: String?] = [:]
         var first = true
         for try await row in try await connection.execute(statement, logger: logger) {
             let columns = row.makeRandomAccess()
@@ -186,6 +211,7 @@ struct ApplySpends: Sendable {
                     claimed.insert(OrgKey(orgID: orgID, key: key))
                 }
             }
+            fingerprints[try columns[2].decode(UUID.self)] = try columns[11].decode(String?.self)
             guard try columns[3].decode(UUID?.self) != nil else { continue }
             buckets[try columns[2].decode(UUID.self), default: []].append(CreditBucket(
                 id: try columns[3].decode(UUID.self),
@@ -195,7 +221,15 @@ struct ApplySpends: Sendable {
                 expiresAt: try columns[9].decode(Instant?.self), grantedAt: try columns[10].decode(Instant.self)
             ))
         }
-        return (claimed, buckets)
+        return (claimed, buckets, fingerprints)
+    }
+
+    /// Gives back keys claimed in this transaction whose spends are not applied in it.
+    private static func release(_ keys: [OrgKey], on connection: DatabaseConnection, logger: Logger) async throws {
+        try await connection.query("""
+            DELETE FROM idempotency_keys AS i USING unnest(\(keys.map(\.orgID)), \(keys.map(\.key))) AS k (org_id, key)
+            WHERE i.org_id = k.org_id AND i.idempotency_key = k.key AND i.status_code IS NULL
+            """, logger: logger)
     }
 
     private static func storedResponses(_ keys: [OrgKey], on connection: DatabaseConnection, logger: Logger) async throws

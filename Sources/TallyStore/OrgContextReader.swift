@@ -90,7 +90,7 @@ struct OrgContextsStatement: PostgresPreparedStatement {
             JOIN orgs o ON o.org_id = r.org_id
             LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
             LEFT JOIN LATERAL (
-                SELECT subscription_id, current_period_start, current_period_end, plan_code FROM subscriptions
+                SELECT xmin, subscription_id, current_period_start, current_period_end, plan_code FROM subscriptions
                 WHERE org_id = o.org_id AND status = 'active' LIMIT 1
             ) AS s ON true
             LEFT JOIN plans p ON p.code = s.plan_code

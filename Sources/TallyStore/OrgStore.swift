@@ -26,6 +26,8 @@ public struct OrgContext: Sendable, Equatable {
     /// The operations' version when the context was read (sql/0016): operations cached under
     /// it are current for this request.
     public var catalogVersion: Int64 = 0
+    /// What the context was read from (`OrgContextFingerprint`): a spend's transaction checks it.
+    public var fingerprint: String = ""
 }
 
 /// A finished request's answer under its Idempotency-Key, with the hash of that request.
@@ -58,6 +60,8 @@ public struct OrgStore: Sendable {
     let database: Database
     /// Contexts are read for many requests at once under load (see `OrgContextReader`).
     let reader: OrgContextReader
+    /// The contexts spends are priced with (see `OrgContextCache`).
+    public let spendContexts = OrgContextCache()
 
     public init(database: Database) {
         self.database = database
@@ -110,7 +114,16 @@ public struct OrgStore: Sendable {
     /// query: every request on an organisation starts with it. With `idempotencyKey`, also the
     /// answer stored under that key, if its request has finished.
     public func context(_ id: UUID, idempotencyKey: String? = nil) async throws -> OrgContext? {
-        try await reader.read(.init(orgID: id, idempotencyKey: idempotencyKey))
+        let context = try await reader.read(.init(orgID: id, idempotencyKey: idempotencyKey))
+        if let context { spendContexts.keep(context) }
+        return context
+    }
+
+    /// The context to price a spend with: the one last read, if any (its transaction checks that
+    /// it is still current), else `context(id, idempotencyKey:)`.
+    public func spendContext(_ id: UUID, idempotencyKey: String?) async throws -> OrgContext? {
+        if let kept = spendContexts.context(id) { return kept }
+        return try await context(id, idempotencyKey: idempotencyKey)
     }
 }
 
@@ -125,7 +138,7 @@ struct OrgContextStatement: PostgresPreparedStatement {
                p.overage_allowed, p.overage_rate, p.currency, p.price, o.low_balance_credits, p.operation_rates::text,
                k.request_hash, k.status_code, k.response_body, p.credit_price, o.expiry_warning_days,
                o.settings_changed_at, o.settings_changed_by_key_id, o.settings_changed_by_key_prefix,
-               (SELECT version FROM catalog_version) AS catalog_version
+               (SELECT version FROM catalog_version) AS catalog_version, \(OrgContextFingerprint.expression(org: "o")) AS fingerprint
         FROM orgs o
         LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
         LEFT JOIN subscriptions s ON s.org_id = o.org_id AND s.status = 'active'
@@ -184,7 +197,7 @@ struct OrgContextStatement: PostgresPreparedStatement {
                                         response: StoredResponse(status: status, body: Array(body.readableBytesView), replayed: true))
         }
         return OrgContext(org: org, clockTime: try c[6].decode(Instant?.self), settings: settings, period: period, planRates: rates,
-                          storedAnswer: storedAnswer, catalogVersion: try c[34].decode(Int64.self))
+                          storedAnswer: storedAnswer, catalogVersion: try c[34].decode(Int64.self), fingerprint: try c[35].decode(String.self))
     }
 }
 

@@ -12,6 +12,8 @@ struct SpendSlots {
         /// Same key as an earlier spend of the batch: its answer, or a conflict.
         case sameAs(Int)
         case conflict
+        /// Priced with a context that has changed since: to be priced again, stored nowhere.
+        case termsChanged
     }
 
     var slots: [Slot]
@@ -33,15 +35,25 @@ struct SpendSlots {
         }
     }
 
+    /// Whether the spend has no answer yet: pending, or waiting for its key's first spend.
+    func isUnanswered(_ index: Int) -> Bool {
+        switch slots[index] {
+        case .pending, .sameAs: true
+        default: false
+        }
+    }
+
     func answers() -> [Result<StoredResponse, any Error>] {
         slots.map { slot in
             switch slot {
             case .answered(let response): return .success(response)
             case .refused(let error): return .failure(error)
             case .sameAs(let owner):
+                if case .termsChanged = slots[owner] { return .failure(SpendTermsChanged()) }
                 guard case .answered(let response) = slots[owner] else { return .failure(TallyError.idempotencyConflict) }
                 return .success(StoredResponse(status: response.status, body: response.body, replayed: true))
             case .conflict: return .failure(TallyError.idempotencyConflict)
+            case .termsChanged: return .failure(SpendTermsChanged())
             case .pending: preconditionFailure("every spend is answered")
             }
         }

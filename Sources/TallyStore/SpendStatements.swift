@@ -14,7 +14,8 @@ import TallyCore
 /// given, each in burn-down order: one round trip. A claim that conflicts waits for the
 /// transaction holding the key and comes back unclaimed. Every claim is made before any bucket
 /// is locked (the buckets' subquery reads the claims), so a transaction never waits for a key
-/// while holding buckets.
+/// while holding buckets. Each organisation's rows also bring its context's current fingerprint
+/// (`OrgContextFingerprint`), which the spends' own are checked against.
 struct ClaimAndLockStatement: PostgresPreparedStatement {
     /// Fixed: PostgresNIO's default name is `String(reflecting:)`, computed on every execution.
     static let name = "tally.ClaimAndLockStatement"
@@ -27,8 +28,18 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
         ), claimed AS (
             SELECT coalesce(array_agg(org_id), '{}') AS orgs, coalesce(array_agg(idempotency_key), '{}') AS keys FROM claim
         )
-        SELECT claimed.orgs, claimed.keys, o.org_id, b.*
+        SELECT claimed.orgs, claimed.keys, o.org_id, b.*, f.fingerprint
         FROM claimed CROSS JOIN unnest($5::uuid[], $6::timestamptz[]) WITH ORDINALITY AS o (org_id, at, n)
+        LEFT JOIN LATERAL (
+            SELECT \(OrgContextFingerprint.expression(org: "g")) AS fingerprint
+            FROM orgs g
+            LEFT JOIN test_clocks c ON c.test_clock_id = g.test_clock_id
+            LEFT JOIN LATERAL (
+                SELECT xmin, subscription_id, plan_code FROM subscriptions WHERE org_id = g.org_id AND status = 'active' LIMIT 1
+            ) AS s ON true
+            LEFT JOIN plans p ON p.code = s.plan_code
+            WHERE g.org_id = o.org_id
+        ) AS f ON true
         LEFT JOIN LATERAL (
             SELECT \(BucketQueries.columns) FROM credit_buckets
             WHERE org_id = o.org_id AND remaining > 0 AND effective_at <= o.at AND (expires_at IS NULL OR expires_at > o.at)
@@ -146,6 +157,8 @@ struct SpendWriteStatement: PostgresPreparedStatement {
     var rows = LedgerRows()
     var answers: [(orgID: UUID, key: String, status: Int, body: [UInt8])] = []
     var rollups: [Rollup] = []
+
+    var isEmpty: Bool { rows.isEmpty && answers.isEmpty && rollups.allSatisfy { $0.transactions == 0 } }
 
     func makeBindings() throws -> PostgresBindings {
         var b = PostgresBindings(capacity: LedgerRows.parameterCount + 17)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TallyCore
+import TallyStore
 import TallyTestSupport
 
 @Suite struct IdempotencyTests {
@@ -44,25 +45,51 @@ import TallyTestSupport
         }
     }
 
-    /// A finished spend's replay (and a conflicting reuse of its key) is answered from the
-    /// context read: no transaction, no batch.
+    /// A finished spend's replay (and a conflicting reuse of its key) on a replica that reads the
+    /// organisation's context afresh (none kept, `OrgContextCache`) is answered from that read:
+    /// no transaction, no batch.
     @Test func aFinishedSpendIsReplayedWithoutATransaction() async throws {
         try await TestServer.run { server in
             let org = try await server.createOrg()
             try await server.grant(org, "10")
             let first = try await server.spend(org, "1.3", key: "fast")
             #expect(first.status == 201)
+            let orgID = try #require(UUID(idString: org))
+            server.stores.orgs.spendContexts.forget(orgID)
             let before = await server.stores.consumption.batchStatistics
             let replay = try await server.spend(org, "1.3", key: "fast")
             #expect(replay.status == 201)
             #expect(replay.body == first.body)
             #expect(replay.header("Idempotent-Replayed") == "true")
+            server.stores.orgs.spendContexts.forget(orgID)
             let conflict = try await server.spend(org, "2", key: "fast")
             #expect(conflict.status == 409)
             #expect(conflict["code"] == "idempotency_conflict")
             let after = await server.stores.consumption.batchStatistics
             #expect(after.batches == before.batches)
             #expect(after.spends == before.spends)
+            #expect(try await server.available(org) == (try Credits(parsing: "8.7")))
+        }
+    }
+
+    /// With the organisation's context kept from an earlier spend, a replay skips the context
+    /// read and is found by the spend's claim: the same answer, byte for byte, nothing spent again.
+    @Test func aFinishedSpendIsReplayedByItsClaimWhenTheContextIsKept() async throws {
+        try await TestServer.run { server in
+            let org = try await server.createOrg()
+            try await server.grant(org, "10")
+            let first = try await server.spend(org, "1.3", key: "kept")
+            #expect(first.status == 201)
+            let orgID = try #require(UUID(idString: org))
+            #expect(server.stores.orgs.spendContexts.context(orgID) != nil)
+            let replay = try await server.spend(org, "1.3", key: "kept")
+            #expect(replay.status == 201)
+            #expect(replay.body == first.body)
+            #expect(replay.header("Idempotent-Replayed") == "true")
+            let conflict = try await server.spend(org, "2", key: "kept")
+            #expect(conflict.status == 409)
+            #expect(conflict["code"] == "idempotency_conflict")
+            #expect(try await server.count("ledger_entries WHERE type = 'usage'") == 1)
             #expect(try await server.available(org) == (try Credits(parsing: "8.7")))
         }
     }

@@ -60,10 +60,11 @@ struct CreditsController {
     }
 
     func consume(_ request: Request, _ context: TallyRequestContext) async throws -> Response {
-        // The context read also fetches a finished answer under the key: a replay (a client
-        // retrying after a timeout) costs one query and no transaction.
+        // The context last read of the organisation prices the spend (its transaction checks that
+        // it is still current). Read afresh, it also brings a finished answer under the key: a
+        // replay then costs one query and no transaction; else the spend's claim finds it.
         let key = request.headers[Idempotency.header]
-        let scope = try await services.orgScope(context, idempotencyKey: key)
+        let scope = try await services.orgScope(context, idempotencyKey: key, forSpend: true)
         var request = request
         let json = try await request.jsonBody(context: context)
         return Idempotency.response(try await spend(json, key: key, path: request.uri.path, scope: scope, context: context))
@@ -85,7 +86,7 @@ struct CreditsController {
             do {
                 let stored = try await services.stores.consumption.consume(
                     orgID: scope.org.id, at: scope.now, spend, terms: scope.context.spendTerms, claim: claim,
-                    render: Idempotency.renderer(SpendResponse.init)
+                    render: Idempotency.renderer(SpendResponse.init), pricedWith: scope.context.fingerprint
                 )
                 SpendMetrics.answered(stored, credits: spend.credits)
                 return stored
