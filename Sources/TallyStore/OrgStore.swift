@@ -115,7 +115,7 @@ public struct OrgStore: Sendable {
     /// answer stored under that key, if its request has finished.
     public func context(_ id: UUID, idempotencyKey: String? = nil) async throws -> OrgContext? {
         let context = try await reader.read(.init(orgID: id, idempotencyKey: idempotencyKey))
-        if let context { spendContexts.keep(context) }
+        if let context { spendContexts.keep(context) } else { spendContexts.forget(id) }
         return context
     }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes a pgbench script that runs the SQL of one Tally spend as Tally sends it: the
-organisation's context, then BEGIN, claim-and-lock, the write statement and COMMIT.
+"""Writes a pgbench script that runs the SQL of one Tally spend as Tally sends it: BEGIN,
+claim-and-lock, the write statement and COMMIT. (The organisation's context is read once per
+replica and change of the context, not per spend: OrgContextCache.)
 
 The statements' text is read from the Swift sources, so it cannot drift from them; their
 parameters are filled in for one benchmark organisation (pgbench -D orgs=N, seed.sql's
@@ -37,8 +38,17 @@ def ledger_rows():
     return re.sub(r'\\\(p\[(\d+)\]\)', lambda match: '$' + str(int(match.group(1)) + 1), parts)
 
 
+def fingerprint(org):
+    """OrgContextFingerprint.expression(org:), for the organisation's alias `org`."""
+    text = source('OrgContextCache.swift')
+    expression = re.search(r'static func expression\(org: String\) -> String \{\s*"(.*)"\s*\}', text).group(1)
+    return expression.replace('\\(org)', org)
+
+
 buckets, outbox = source('BucketQueries.swift'), source('EventOutbox.swift')
 INTERPOLATED = {
+    'OrgContextFingerprint.expression(org: "o")': fingerprint('o'),
+    'OrgContextFingerprint.expression(org: "g")': fingerprint('g'),
     'LedgerRows.sql(first: 1)': ledger_rows(),
     'BucketQueries.columns': constant(buckets, 'columns'),
     'BucketQueries.burnOrder': constant(buckets, 'burnOrder'),
@@ -63,7 +73,6 @@ ENTRY = "md5(:e || '-' || :client_id)::uuid"      # the same id in the entry and
 KEY = "('k' || :e || '-' || :client_id)"
 NULLS = 'ARRAY[NULL]'
 
-context = {1: ORG, 2: KEY}     # a spend sends its key: the context read looks for a stored answer
 # Tally carries the spends of every organisation waiting in one transaction; one spend alone is
 # the case that costs most per spend, and the one measured here.
 claim = {1: f'ARRAY[{ORG}]', 2: f'ARRAY[{KEY}]', 3: "ARRAY['\\x00'::bytea]", 4: 'ARRAY[now()]', 5: f'ARRAY[{ORG}]', 6: 'ARRAY[now()]'}
@@ -85,11 +94,10 @@ write = {
     **{n: EMPTY for n in range(47, 56)},
 }
 
-spends, orgs = source('SpendStatements.swift'), source('OrgStore.swift')
+spends = source('SpendStatements.swift')
 Path(sys.argv[1]).write_text('\n'.join([
     '\\set n random(1, :orgs)',
     '\\set e random(1, 1000000000000)',
-    command(statement(orgs, 'OrgContextStatement'), context),
     'BEGIN;',
     command(statement(spends, 'ClaimAndLockStatement'), claim),
     command(statement(spends, 'SpendWriteStatement'), write),
