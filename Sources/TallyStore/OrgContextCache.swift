@@ -12,6 +12,20 @@ enum OrgContextFingerprint {
     static func expression(org: String) -> String {
         "concat(\(org).xmin, '/', c.xmin, '/', s.xmin, '/', s.subscription_id, '/', p.xmin, '/', (SELECT version FROM catalog_version))"
     }
+
+    /// The rows a context is read from, joined to `orgs` aliased `org`: its test clock `c`, its
+    /// live subscription `s` and that subscription's plan `p`. The context read and the spend's
+    /// check join the same rows, so they compute the same fingerprint.
+    static func sources(org: String) -> String {
+        """
+        LEFT JOIN test_clocks c ON c.test_clock_id = \(org).test_clock_id
+        LEFT JOIN LATERAL (
+            SELECT xmin, subscription_id, current_period_start, current_period_end, plan_code FROM subscriptions
+            WHERE org_id = \(org).org_id AND status = 'active' LIMIT 1
+        ) AS s ON true
+        LEFT JOIN plans p ON p.code = s.plan_code
+        """
+    }
 }
 
 /// The contexts last read of the organisations this replica serves, for spends: a spend priced

@@ -88,12 +88,7 @@ struct OrgContextsStatement: PostgresPreparedStatement {
         return GenericPlan.arraysHidden(columns.replacingOccurrences(of: "SELECT o.org_id,", with: "SELECT r.n, o.org_id,") + """
             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS r (org_id, key, n)
             JOIN orgs o ON o.org_id = r.org_id
-            LEFT JOIN test_clocks c ON c.test_clock_id = o.test_clock_id
-            LEFT JOIN LATERAL (
-                SELECT xmin, subscription_id, current_period_start, current_period_end, plan_code FROM subscriptions
-                WHERE org_id = o.org_id AND status = 'active' LIMIT 1
-            ) AS s ON true
-            LEFT JOIN plans p ON p.code = s.plan_code
+            \(OrgContextFingerprint.sources(org: "o"))
             LEFT JOIN LATERAL (
                 SELECT request_hash, status_code, response_body FROM idempotency_keys
                 WHERE org_id = o.org_id AND idempotency_key = r.key AND status_code IS NOT NULL LIMIT 1

@@ -32,12 +32,7 @@ struct ClaimAndLockStatement: PostgresPreparedStatement {
         FROM claimed CROSS JOIN unnest($5::uuid[], $6::timestamptz[]) WITH ORDINALITY AS o (org_id, at, n)
         LEFT JOIN LATERAL (
             SELECT \(OrgContextFingerprint.expression(org: "g")) AS fingerprint
-            FROM orgs g
-            LEFT JOIN test_clocks c ON c.test_clock_id = g.test_clock_id
-            LEFT JOIN LATERAL (
-                SELECT xmin, subscription_id, plan_code FROM subscriptions WHERE org_id = g.org_id AND status = 'active' LIMIT 1
-            ) AS s ON true
-            LEFT JOIN plans p ON p.code = s.plan_code
+            FROM orgs g \(OrgContextFingerprint.sources(org: "g"))
             WHERE g.org_id = o.org_id
         ) AS f ON true
         LEFT JOIN LATERAL (

@@ -45,10 +45,18 @@ def fingerprint(org):
     return expression.replace('\\(org)', org)
 
 
+def fingerprint_sources(org):
+    """OrgContextFingerprint.sources(org:), for the organisation's alias `org`."""
+    text = source('OrgContextCache.swift')
+    start = text.index('"""', text.index('static func sources(org')) + 3
+    return text[start:text.index('"""', start)].replace('\\(org)', org)
+
+
 buckets, outbox = source('BucketQueries.swift'), source('EventOutbox.swift')
 INTERPOLATED = {
     'OrgContextFingerprint.expression(org: "o")': fingerprint('o'),
     'OrgContextFingerprint.expression(org: "g")': fingerprint('g'),
+    'OrgContextFingerprint.sources(org: "g")': fingerprint_sources('g'),
     'LedgerRows.sql(first: 1)': ledger_rows(),
     'BucketQueries.columns': constant(buckets, 'columns'),
     'BucketQueries.burnOrder': constant(buckets, 'burnOrder'),
